@@ -1,0 +1,410 @@
+"""``solve_flow``: ∞-curves of maximal slope of a potential, for points and particle measures."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import as_points, integer, real, rng_from
+from .measures import ParticleMeasure
+from .norms import dual_norm, norm_name, parse_norm
+from .potentials import FromCallables, Potential
+from .schemes import Ball, make_scheme
+
+__all__ = ["solve_flow", "FlowResult", "time_grid"]
+
+#: particles per block: each block runs through all steps while it sits in cache
+DEFAULT_CHUNK_BYTES = 1 << 18
+
+
+def time_grid(T: float, tau: float) -> np.ndarray:
+    """Grid 0 = t_0 < … < t_K = T with t_k = kτ and a last, shorter step if τ ∤ T.
+
+    K = ⌈T/τ⌉, where a ratio within 1e-9 (relative) of an integer counts as that integer, so
+    ``T = steps * tau`` gives exactly ``steps`` steps.
+    """
+    if T == 0:
+        return np.zeros(1)
+    ratio = T / tau
+    K = max(1, int(round(ratio)) if abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio) else math.ceil(ratio))
+    t = np.arange(K + 1, dtype=float) * tau
+    t[-1] = T
+    return t
+
+
+@dataclass
+class FlowResult:
+    """The computed flow: a piecewise-linear curve for every particle.
+
+    Attributes
+    ----------
+    times : ndarray, shape (K+1,)
+        Stored times (every grid time, or every ``stride``-th plus T).
+    positions : ndarray, shape (K+1, n, d)
+        Particle positions at ``times``.
+    weights : ndarray, shape (n,)
+        Particle weights (uniform unless a ParticleMeasure was given).
+    potential : Potential
+    p : float
+        Exponent of the flow's norm.
+    tau : float
+        Step size τ (the last step may be shorter; see :func:`time_grid`).
+    scheme : str
+    budget : float or None
+        ε of the budget ball B_ε(center) (None: no budget).
+    center : ndarray or None, shape (d,) or (n, d)
+    step_info : dict of ndarray, shape (K, n)
+        Per-step records of the scheme (empty for Euler).
+    stride : int
+        Every ``stride``-th grid step was stored.
+    """
+
+    times: np.ndarray
+    positions: np.ndarray
+    weights: np.ndarray
+    potential: Potential
+    p: float
+    tau: float
+    scheme: str
+    budget: float | None = None
+    center: np.ndarray | None = None
+    step_info: dict = field(default_factory=dict)
+    stride: int = 1
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # -- shape facts ------------------------------------------------------------------------
+    @property
+    def n_particles(self) -> int:
+        return self.positions.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.positions.shape[2]
+
+    @property
+    def T(self) -> float:
+        return float(self.times[-1])
+
+    @property
+    def norm(self) -> str:
+        """Name of the flow's norm (``"linf"``, ``"l2"``, ...)."""
+        return norm_name(self.p)
+
+    # -- derived quantities (computed once, on first use) ------------------------------------
+    def _flat(self, fn, *trailing):
+        K1, n, d = self.positions.shape
+        return np.asarray(fn(self.positions.reshape(K1 * n, d))).reshape(K1, n, *trailing)
+
+    @property
+    def energies(self) -> np.ndarray:
+        """V(x_i(t_k)), shape (K+1, n)."""
+        if "energies" not in self._cache:
+            self._cache["energies"] = self._flat(self.potential.value)
+        return self._cache["energies"]
+
+    @property
+    def slopes(self) -> np.ndarray:
+        """‖∇V(x_i(t_k))‖_*, shape (K+1, n) (the metric slope of V at each particle)."""
+        if "slopes" not in self._cache:
+            self._cache["slopes"] = dual_norm(self._flat(self.potential.grad, self.dim), self.p)
+        return self._cache["slopes"]
+
+    def energy_curve(self) -> np.ndarray:
+        """𝓔(μ_t) = Σ_i w_i V(x_i(t)) at the stored times, shape (K+1,)."""
+        return self.energies @ self.weights
+
+    def slope_curve(self) -> np.ndarray:
+        """|∂𝓔|(μ_t) = Σ_i w_i ‖∇V(x_i(t))‖_* at the stored times, shape (K+1,)."""
+        return self.slopes @ self.weights
+
+    # -- interpolation --------------------------------------------------------------------
+    def at(self, t) -> np.ndarray:
+        """Piecewise-linear interpolant of the stored positions.
+
+        Parameters
+        ----------
+        t : float or array of shape (m,)
+            Times in [0, T].
+
+        Returns
+        -------
+        ndarray, shape (n, d) for a scalar t, (m, n, d) for an array.
+        """
+        ts = np.asarray(t, dtype=float)
+        if not np.all(np.isfinite(ts)) or np.any(ts < self.times[0]) or np.any(ts > self.times[-1]):
+            raise ValueError(f"t must lie in [0, {self.T:g}], got {t!r}")
+        flat = np.atleast_1d(ts)
+        k = np.clip(np.searchsorted(self.times, flat, side="right") - 1, 0, max(len(self.times) - 2, 0))
+        if len(self.times) == 1:
+            out = np.repeat(self.positions[:1], flat.size, axis=0)
+        else:
+            t0, t1 = self.times[k], self.times[k + 1]
+            lam = ((flat - t0) / (t1 - t0))[:, None, None]
+            out = (1 - lam) * self.positions[k] + lam * self.positions[k + 1]
+            exact = flat == t1  # hit grid times exactly (no round-off from the blend)
+            out[exact] = self.positions[k[exact] + 1]
+        return out[0] if ts.ndim == 0 else out
+
+    def measure(self, t) -> ParticleMeasure:
+        """μ_t = Σ_i w_i δ_{x_i(t)} (the interpolant at time t)."""
+        return ParticleMeasure(self.at(float(t)), self.weights)
+
+    # -- output ---------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """A JSON-ready dict of the run's settings and headline numbers."""
+        E = self.energy_curve()
+        return {
+            "scheme": self.scheme,
+            "norm": self.norm,
+            "tau": self.tau,
+            "T": self.T,
+            "n_particles": self.n_particles,
+            "dim": self.dim,
+            "n_stored_times": int(len(self.times)),
+            "budget": self.budget,
+            "energy_start": float(E[0]),
+            "energy_end": float(E[-1]),
+            "potential": repr(self.potential),
+        }
+
+    def save(self, path) -> None:
+        """Write times, positions, weights, energies to an ``.npz`` (settings as JSON inside)."""
+        path = os.fspath(path)
+        tmp = path + ".tmp.npz"
+        np.savez_compressed(
+            tmp, times=self.times, positions=self.positions, weights=self.weights,
+            energies=self.energies, summary=np.array(json.dumps(self.summary())),
+        )
+        os.replace(tmp, path)
+
+
+def _as_potential(potential) -> Potential:
+    if isinstance(potential, Potential):
+        return potential
+    if callable(getattr(potential, "value", None)) and callable(getattr(potential, "grad", None)):
+        return FromCallables(potential.value, potential.grad, dim=getattr(potential, "dim", None))
+    raise TypeError(
+        f"potential must be a wflow Potential (or have .value and .grad), got {type(potential).__name__}"
+    )
+
+
+def _probe(potential: Potential, X: np.ndarray) -> None:
+    """Check V and ∇V on a few rows of x0 before any work: shapes and finiteness."""
+    P = X[: min(len(X), 8)]
+    try:
+        v = np.asarray(potential.value(P), dtype=float)
+        g = np.asarray(potential.grad(P), dtype=float)
+    except ValueError as exc:
+        raise ValueError(f"potential cannot be evaluated at x0: {exc}") from exc
+    if v.shape != (len(P),):
+        raise ValueError(f"potential.value must return shape ({len(P)},) for {P.shape} input, got {v.shape}")
+    if g.shape != P.shape:
+        raise ValueError(f"potential.grad must return shape {P.shape}, got {g.shape}")
+    if not np.all(np.isfinite(g)):
+        raise ValueError("potential.grad returned non-finite values at x0")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("potential.value returned non-finite values at x0")
+
+
+def solve_flow(
+    potential,
+    x0,
+    T: float,
+    tau: float,
+    norm="linf",
+    scheme: str = "euler",
+    budget: float | None = None,
+    center=None,
+    seed=None,
+    *,
+    inner: str = "auto",
+    selection: str = "canonical",
+    stride: int = 1,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    **scheme_options,
+) -> FlowResult:
+    """Simulate the ∞-curve of maximal slope of V from x0 on [0, T].
+
+    Solves u'(t) ∈ ∂‖·‖_*(−∇V(u(t))) with a time-stepping scheme of step τ; every particle
+    (row of x0) moves independently, so a ParticleMeasure flows as the W∞-curve of maximal
+    slope of 𝓔(μ) = ∫V dμ with its weights carried along.
+
+    Parameters
+    ----------
+    potential : Potential
+        V, batched (``value``: (n, d) → (n,), ``grad``: (n, d) → (n, d)).
+    x0 : array (d,) or (n, d), or ParticleMeasure
+        Initial point(s) or measure.
+    T : float
+        Final time, T ≥ 0. Since ‖u'‖ ≤ 1, T is also the largest distance travelled.
+    tau : float
+        Step size τ > 0 (see :func:`time_grid` when τ does not divide T).
+    norm : {"linf", "l2", "l1"} or float p ≥ 1
+        The norm of the flow (steps satisfy ‖x_{k+1} − x_k‖ ≤ τ in it).
+    scheme : {"euler", "minmove"}
+        ``"euler"``: x_{k+1} = x_k + τ v_k, v_k ∈ ∂‖·‖_*(−∇V(x_k)) (sign descent / IFGSM for ℓ∞).
+        ``"minmove"``: x_{k+1} ∈ argmin{V(x): ‖x − x_k‖ ≤ τ} (∩ budget ball).
+    budget : float, optional
+        ε ≥ 0: iterates are kept in B_ε(center) (projection after each Euler step).
+    center : array (d,) or (n, d), optional
+        Centre of the budget ball (default: x0).
+    seed : int or Generator, optional
+        Randomness of ``selection="random"`` and of stochastic inner solvers.
+    inner : str
+        Inner solver of ``scheme="minmove"`` (``"auto"`` picks one).
+    selection : {"canonical", "random"}
+        Which steepest direction where it is not unique (see :mod:`wflow.norms`).
+    stride : int
+        Keep every ``stride``-th grid time (and T) to bound memory for huge ensembles.
+    chunk_size : int, optional
+        Particles per block (default: about 256 KiB of positions). Blocks run one after the
+        other through all steps, which keeps them in cache; results do not depend on it
+        (except the random draws of ``selection="random"``, which are seeded per block).
+    workers : int, optional
+        Threads stepping blocks concurrently (numpy releases the GIL). Default: all cores
+        when the potential and scheme declare ``thread_safe`` (built-in numpy potentials do;
+        user callables and framework models do not), else 1. Results do not depend on it.
+    progress : bool
+        Show a tqdm progress bar.
+    **scheme_options
+        Passed to the scheme (e.g. ``inner_options`` of minimizing movement).
+
+    Returns
+    -------
+    FlowResult
+
+    Raises
+    ------
+    ValueError, TypeError
+        For bad arguments (named in the message), before any step is taken.
+
+    Examples
+    --------
+    >>> import numpy as np, wflow
+    >>> V = wflow.potentials.Quadratic(np.eye(2))
+    >>> res = wflow.solve_flow(V, [1.0, -0.5], T=0.5, tau=0.1)
+    >>> np.round(res.at(0.5)[0], 12)
+    array([ 0.5, -0. ])
+    """
+    # ---- validation: all of it before any work ----
+    potential = _as_potential(potential)
+    weights = None
+    if isinstance(x0, ParticleMeasure):
+        X0, weights = np.array(x0.points), np.array(x0.weights)
+    else:
+        X0 = as_points(x0, "x0")
+    n, d = X0.shape
+    if potential.dim is not None and potential.dim != d:
+        raise ValueError(f"x0 has dimension {d} but the potential is defined for d = {potential.dim}")
+    T = real(T, "T", low=0.0)
+    tau = real(tau, "tau", low=0.0, strict=True)
+    p = parse_norm(norm, name="norm")
+    stride = integer(stride, "stride", low=1)
+    ball = None
+    if budget is not None:
+        budget = real(budget, "budget", low=0.0)
+        c = X0 if center is None else np.asarray(center, dtype=float)
+        if c.ndim == 1:
+            c = c[None, :]
+        if c.ndim != 2 or c.shape[1] != d or c.shape[0] not in (1, n) or not np.all(np.isfinite(c)):
+            raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {np.shape(center)}")
+        c = c[0] if c.shape[0] == 1 and n > 1 else c
+        ball = Ball(c.copy(), budget, p)
+    elif center is not None:
+        raise ValueError("center is only used with a budget: pass budget=eps as well")
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_CHUNK_BYTES // (8 * d))
+    chunk_size = integer(chunk_size, "chunk_size", low=1)
+    options = dict(scheme_options)
+    if scheme == "minmove":
+        options["inner"] = inner
+    elif inner != "auto":
+        raise ValueError(f"inner is an option of scheme='minmove', not of scheme={scheme!r}")
+    stepper = make_scheme(scheme, p, selection, **options)
+    rng = rng_from(seed)
+    _probe(potential, X0)
+    if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=1e-12)):
+        raise ValueError("x0 must lie in the budget ball B_budget(center)")
+
+    # ---- the loop: blocks of particles, each through all steps ----
+    grid = time_grid(T, tau)
+    K = len(grid) - 1
+    # step sizes: exactly τ (not differences of rounded grid times), the last one T − (K−1)τ
+    h = np.full(K, tau)
+    if K:
+        h[-1] = min(tau, T - (K - 1) * tau) if not np.isclose(T, K * tau, rtol=1e-9, atol=0) else tau
+    keep = np.unique(np.r_[np.arange(0, K + 1, stride), K])
+    slot = np.full(K + 1, -1)
+    slot[keep] = np.arange(len(keep))
+    traj = np.empty((len(keep), n, d))
+    traj[0] = X0
+    n_chunks = -(-n // chunk_size)
+    rngs = rng.spawn(n_chunks) if n_chunks > 1 else [rng]
+    block_infos: list[list[dict]] = [[] for _ in range(n_chunks)]
+    if workers is None:
+        parallel = potential.thread_safe and getattr(stepper, "thread_safe", False)
+        workers = min(os.cpu_count() or 1, n_chunks) if parallel else 1
+    workers = integer(workers, "workers", low=1)
+    bar = None
+    if progress and K > 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=K * n_chunks, desc=f"{scheme} flow", unit="block-step", leave=False)
+
+    def run_block(b: int) -> None:
+        sl = slice(b * chunk_size, min(n, (b + 1) * chunk_size))
+        bball = ball.rows(sl) if ball is not None else None
+        x = traj[0, sl]
+        scratch = (np.empty_like(x), np.empty_like(x))
+        for k in range(K):
+            # write straight into the stored trajectory; unstored steps go to scratch
+            dest = traj[slot[k + 1], sl] if slot[k + 1] >= 0 else scratch[0] if x is not scratch[0] else scratch[1]
+            info = stepper.step(potential, x, h[k], bball, dest, rngs[b])
+            if info:
+                block_infos[b].append(info)
+            x = dest
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        if workers == 1:
+            for b in range(n_chunks):
+                run_block(b)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(run_block, range(n_chunks)))
+    finally:
+        if bar is not None:
+            bar.close()
+    if not np.all(np.isfinite(traj[-1])):
+        bad = int(np.argmax(~np.all(np.isfinite(traj), axis=(1, 2))))
+        raise ValueError(
+            f"potential.grad returned non-finite values during the flow (positions non-finite from stored time {grid[keep[bad]]:g})"
+        )
+    step_info = {}
+    if block_infos[0]:
+        for key in block_infos[0][0]:
+            step_info[key] = np.stack(
+                [np.concatenate([block_infos[b][k][key] for b in range(n_chunks)]) for k in range(K)]
+            )
+    return FlowResult(
+        times=grid[keep],
+        positions=traj,
+        weights=np.full(n, 1.0 / n) if weights is None else weights,
+        potential=potential,
+        p=p,
+        tau=tau,
+        scheme=scheme,
+        budget=budget,
+        center=None if ball is None else ball.center,
+        step_info=step_info,
+        stride=stride,
+    )

@@ -95,22 +95,22 @@ class FlowResult:
         return norm_name(self.p)
 
     # -- derived quantities (computed once, on first use) ------------------------------------
-    def _flat(self, fn, *trailing):
-        K1, n, d = self.positions.shape
-        return np.asarray(fn(self.positions.reshape(K1 * n, d))).reshape(K1, n, *trailing)
+    def _per_time(self, method: str) -> np.ndarray:
+        # one vectorized call per stored time, so per-particle potentials see aligned rows
+        return np.stack([np.asarray(getattr(self.potential, method)(X)) for X in self.positions])
 
     @property
     def energies(self) -> np.ndarray:
         """V(x_i(t_k)), shape (K+1, n)."""
         if "energies" not in self._cache:
-            self._cache["energies"] = self._flat(self.potential.value)
+            self._cache["energies"] = self._per_time("value")
         return self._cache["energies"]
 
     @property
     def slopes(self) -> np.ndarray:
         """‖∇V(x_i(t_k))‖_*, shape (K+1, n) (the metric slope of V at each particle)."""
         if "slopes" not in self._cache:
-            self._cache["slopes"] = dual_norm(self._flat(self.potential.grad, self.dim), self.p)
+            self._cache["slopes"] = dual_norm(self._per_time("grad"), self.p)
         return self._cache["slopes"]
 
     def energy_curve(self) -> np.ndarray:
@@ -194,7 +194,9 @@ def _as_potential(potential) -> Potential:
 
 def _probe(potential: Potential, X: np.ndarray) -> None:
     """Check V and ∇V on a few rows of x0 before any work: shapes and finiteness."""
-    P = X[: min(len(X), 8)]
+    rows = slice(0, min(len(X), 8))
+    P = X[rows]
+    potential = potential.restrict(rows)
     try:
         v = np.asarray(potential.value(P), dtype=float)
         g = np.asarray(potential.grad(P), dtype=float)
@@ -360,12 +362,13 @@ def solve_flow(
     def run_block(b: int) -> None:
         sl = slice(b * chunk_size, min(n, (b + 1) * chunk_size))
         bball = ball.rows(sl) if ball is not None else None
+        pot = potential.restrict(sl)
         x = traj[0, sl]
         scratch = (np.empty_like(x), np.empty_like(x))
         for k in range(K):
             # write straight into the stored trajectory; unstored steps go to scratch
             dest = traj[slot[k + 1], sl] if slot[k + 1] >= 0 else scratch[0] if x is not scratch[0] else scratch[1]
-            info = stepper.step(potential, x, h[k], bball, dest, rngs[b])
+            info = stepper.step(pot, x, h[k], bball, dest, rngs[b])
             if info:
                 block_infos[b].append(info)
             x = dest

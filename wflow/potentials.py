@@ -90,6 +90,15 @@ class Potential:
         out[...] = self._grad(X)
         return out
 
+    def restrict(self, rows: slice) -> "Potential":
+        """The potential seen by the particles ``rows`` of a flow.
+
+        Potentials that carry per-particle data (e.g. the label of each data point in an
+        attack) return a copy restricted to those rows; the flow driver calls this for each
+        block of particles. Plain potentials return ``self``.
+        """
+        return self
+
     #: True when value/grad may run concurrently in threads on disjoint blocks of points
     #: (pure numpy code); user callables and framework models are assumed not to be.
     thread_safe: bool = False
@@ -143,6 +152,9 @@ class SumPotential(Potential):
         self.dim = _common_dim(flat)
         self.thread_safe = all(p.thread_safe for p in flat)
 
+    def restrict(self, rows):
+        return SumPotential([p.restrict(rows) for p in self.parts])
+
     def _value(self, X):
         return sum(p._value(X) for p in self.parts)
 
@@ -163,6 +175,9 @@ class ScaledPotential(Potential):
             raise ValueError(f"scale must be finite, got {scale!r}")
         self.base, self.scale, self.dim = base, float(scale), base.dim
         self.thread_safe = base.thread_safe
+
+    def restrict(self, rows):
+        return ScaledPotential(self.base.restrict(rows), self.scale)
 
     def _value(self, X):
         return self.scale * self.base._value(X)

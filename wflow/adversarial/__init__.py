@@ -1,0 +1,51 @@
+"""Adversarial attacks as ∞-flows: two-moons data, a numpy MLP classifier, attacks, distributional
+attacks and an optional PyTorch adapter.
+
+Attacks ascend a loss ℓ, so they are flows of the potential V = −ℓ (see ``DESIGN.md`` §1):
+IFGSM is explicit Euler with a budget in ℓ∞, FGSM one step of size ε, and the minimizing-movement
+attack the scheme ``"minmove"``. ``y=None`` in an attack means "attack the label the model
+predicts at the clean input". Names load lazily (torch is imported only by ``torch_adapter``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "make_two_moons": "data",
+    "load_two_moons": "data",
+    "MLP": "mlp",
+    "load_model": "mlp",
+    "fold_batchnorm": "mlp",
+    "train": "train",
+    "LossPotential": "losses",
+    "SquaredErrorLoss": "losses",
+    "CrossEntropyLoss": "losses",
+    "make_loss": "losses",
+    "fgsm": "attacks",
+    "ifgsm": "attacks",
+    "minmove_attack": "attacks",
+    "random_start": "attacks",
+    "distributional_attack": "distributional",
+    "DistributionalAttackResult": "distributional",
+    "worst_case_loss": "distributional",
+    "WorstCase": "distributional",
+    "attack_gaps": "distributional",
+    "AttackGapReport": "distributional",
+    "TorchPotential": "torch_adapter",
+    "mlp_to_torch": "torch_adapter",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"wflow.adversarial.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'wflow.adversarial' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,282 @@
+"""A small numpy multilayer perceptron for binary classification (the paper's architecture).
+
+The network maps x ∈ R^d to a logit z(x) and a probability p(x) = σ(z(x)) of class 1:
+
+    h_0 = x,   h_l = a(h_{l−1} W_l + b_l)  (l = 1, …, L−1),   z = h_{L−1} W_L + b_L,
+
+with a = ReLU or the exact GELU a(s) = s Φ(s) = ½ s (1 + erf(s/√2)). The paper's two-moons
+classifiers are 2 → 20 → 20 → 20 → 1 with a sigmoid output; a batch-norm layer in inference
+mode is an affine map and folds into the preceding dense layer (:func:`fold_batchnorm`).
+
+Everything is batched over the rows of X (shape (n, d)); input gradients ∂z/∂x are exact
+(backpropagation; ReLU uses the a.e. derivative 1{s > 0}).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from scipy.special import erf
+
+from .._validation import as_points, integer, rng_from
+
+__all__ = ["MLP", "ACTIVATIONS", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path"]
+
+ACTIVATIONS = ("relu", "gelu")
+MODEL_NAMES = ("two_moons_relu", "two_moons_gelu")
+_MODEL_DIR = Path(__file__).resolve().parent / "models"
+_SQRT1_2 = 1.0 / np.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+
+
+def _act(name: str, s: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(s, 0.0)
+    return 0.5 * s * (1.0 + erf(s * _SQRT1_2))
+
+
+def _act_and_deriv(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a(s) and a'(s); GELU: a'(s) = Φ(s) + s φ(s)."""
+    if name == "relu":
+        d = (s > 0).astype(float)
+        return s * d, d
+    cdf = 0.5 * (1.0 + erf(s * _SQRT1_2))
+    pdf = _INV_SQRT_2PI * np.exp(-0.5 * s * s)
+    return s * cdf, cdf + s * pdf
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^{−z}), computed without overflow for large |z|."""
+    z = np.asarray(z, dtype=float)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class MLP:
+    """Dense network with ReLU/GELU hidden layers and one sigmoid output unit.
+
+    Parameters
+    ----------
+    weights : list of arrays, shapes (n_{l−1}, n_l)
+        Dense weights, applied as ``h @ W`` (the last one has one output column).
+    biases : list of arrays, shapes (n_l,)
+    activation : {"relu", "gelu"}
+        Hidden activation (GELU in its exact erf form).
+
+    Attributes
+    ----------
+    dim : int
+        Input dimension d.
+    layer_sizes : tuple of int
+        (d, n_1, …, 1).
+    """
+
+    def __init__(self, weights, biases, activation: str = "relu"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if not isinstance(weights, (list, tuple)) or not isinstance(biases, (list, tuple)):
+            raise TypeError("weights and biases must be lists of arrays")
+        if len(weights) == 0 or len(weights) != len(biases):
+            raise ValueError(f"weights and biases must be non-empty lists of equal length, got "
+                             f"{len(weights)} and {len(biases)}")
+        Ws = [np.array(W, dtype=float) for W in weights]
+        bs = [np.array(b, dtype=float).reshape(-1) for b in biases]
+        for i, (W, b) in enumerate(zip(Ws, bs)):
+            if W.ndim != 2 or W.shape[1] != b.shape[0]:
+                raise ValueError(f"layer {i}: weights must be (n_in, n_out) and biases (n_out,), got "
+                                 f"{W.shape} and {b.shape}")
+            if i > 0 and W.shape[0] != Ws[i - 1].shape[1]:
+                raise ValueError(f"layer {i}: expects {W.shape[0]} inputs but layer {i - 1} has "
+                                 f"{Ws[i - 1].shape[1]} outputs")
+            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+                raise ValueError(f"layer {i}: weights/biases contain NaN or infinite values")
+        if Ws[-1].shape[1] != 1:
+            raise ValueError(f"the last layer must have one output (a logit), got {Ws[-1].shape[1]}")
+        self.weights, self.biases, self.activation = Ws, bs, activation
+        self._wlast = np.ascontiguousarray(Ws[-1][:, 0])
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def init(cls, layer_sizes=(2, 20, 20, 20, 1), activation: str = "relu", seed=None) -> "MLP":
+        """He-initialized network: W_l ~ N(0, 2/n_{l−1}), b_l = 0 (seeded)."""
+        sizes = [integer(s, "layer_sizes", low=1) for s in layer_sizes]
+        if len(sizes) < 2 or sizes[-1] != 1:
+            raise ValueError(f"layer_sizes must be (d, ..., 1), got {tuple(layer_sizes)}")
+        rng = rng_from(seed)
+        Ws = [rng.normal(0.0, np.sqrt(2.0 / a), size=(a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+        return cls(Ws, [np.zeros(b) for b in sizes[1:]], activation)
+
+    @property
+    def dim(self) -> int:
+        return self.weights[0].shape[0]
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        return (self.dim,) + tuple(W.shape[1] for W in self.weights)
+
+    @property
+    def n_params(self) -> int:
+        return sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+
+    def __repr__(self) -> str:
+        return f"MLP({' → '.join(map(str, self.layer_sizes))}, {self.activation})"
+
+    def copy(self) -> "MLP":
+        return MLP([W.copy() for W in self.weights], [b.copy() for b in self.biases], self.activation)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def _check(self, X, name: str = "X") -> tuple[np.ndarray, bool]:
+        single = np.ndim(X) == 1
+        return as_points(X, name, dim=self.dim), single
+
+    def _logits(self, X: np.ndarray) -> np.ndarray:
+        h = X
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = _act(self.activation, h @ W + b)
+        return h @ self._wlast + self.biases[-1][0]
+
+    def _logits_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """z (n,) and ∂z/∂x (n, d) by one forward and one backward pass."""
+        h, derivs = X, []
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            h, d = _act_and_deriv(self.activation, h @ W + b)
+            derivs.append(d)
+        z = h @ self._wlast + self.biases[-1][0]
+        delta = derivs[-1] * self._wlast if derivs else np.broadcast_to(self._wlast, X.shape).copy()
+        for i in range(len(derivs) - 1, 0, -1):
+            delta = delta @ self.weights[i].T
+            delta *= derivs[i - 1]
+        g = delta @ self.weights[0].T if derivs else delta
+        return z, g
+
+    def logits(self, X) -> np.ndarray:
+        """Logits z(x): (n, d) → (n,) ((d,) → ())."""
+        A, single = self._check(X)
+        z = self._logits(A)
+        return z[0] if single else z
+
+    def predict_proba(self, X) -> np.ndarray:
+        """p(x) = σ(z(x)), the probability of class 1: (n, d) → (n,)."""
+        return sigmoid(self.logits(X))
+
+    __call__ = predict_proba
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels 1{z(x) > 0} ∈ {0, 1} as int64, (n, d) → (n,)."""
+        return (self.logits(X) > 0).astype(np.int64)
+
+    def logit_grad(self, X) -> np.ndarray:
+        """Exact input gradient ∂z/∂x: (n, d) → (n, d)."""
+        A, single = self._check(X)
+        g = self._logits_and_grad(A)[1]
+        return g[0] if single else g
+
+    def accuracy(self, X, y) -> float:
+        """Fraction of rows with predict(X) == y."""
+        y = check_labels(y, len(as_points(X, "X")), name="y", allow_scalar=False)
+        return float(np.mean(self.predict(X) == y))
+
+    # -- parameter gradients (training) -----------------------------------------------------
+    def _param_grads(self, X: np.ndarray, dz: np.ndarray) -> tuple[list, list]:
+        """∂/∂θ of Σ_i dz_i z(x_i): lists of arrays shaped like weights and biases."""
+        hs, derivs = [X], []
+        h = X
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            h, d = _act_and_deriv(self.activation, h @ W + b)
+            hs.append(h)
+            derivs.append(d)
+        gW = [None] * len(self.weights)
+        gb = [None] * len(self.weights)
+        delta = dz[:, None]
+        for i in range(len(self.weights) - 1, -1, -1):
+            gW[i] = hs[i].T @ delta
+            gb[i] = delta.sum(axis=0)
+            if i > 0:
+                delta = (delta @ self.weights[i].T) * derivs[i - 1]
+        return gW, gb
+
+    # -- files --------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the network to an ``.npz`` (W0, b0, W1, …, activation, n_layers)."""
+        path = os.fspath(path)
+        arrays = {"activation": np.array(self.activation), "n_layers": np.array(len(self.weights))}
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "MLP":
+        """Read a network written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If it is not a readable model file (corrupt, truncated, missing arrays).
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                n = int(f["n_layers"])
+                activation = str(f["activation"])
+                Ws = [f[f"W{i}"] for i in range(n)]
+                bs = [f[f"b{i}"] for i in range(n)]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as exc:
+            raise ValueError(f"{path} is not a valid wflow MLP file: {type(exc).__name__}: {exc}") from None
+        try:
+            return cls(Ws, bs, activation)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not a valid wflow MLP file: {exc}") from None
+
+
+def model_path(name: str) -> Path:
+    """Path of a shipped model file (``two_moons_relu`` or ``two_moons_gelu``)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
+    return _MODEL_DIR / f"{name}.npz"
+
+
+def load_model(name: str) -> MLP:
+    """Load a shipped classifier by name (``"two_moons_relu"`` or ``"two_moons_gelu"``).
+
+    Both are 2 → 20 → 20 → 20 → 1 networks trained by ``experiments/train_two_moons.py`` on the
+    shipped two-moons training split (:func:`wflow.adversarial.load_two_moons`).
+    """
+    return MLP.load(model_path(name))
+
+
+def fold_batchnorm(W, b, gamma, beta, mean, var, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """Fold an inference-mode batch norm after the dense layer ``h W + b`` into that layer.
+
+    BN(s) = γ (s − m)/√(v + ε) + β is affine, so BN(hW + b) = h W' + b' with
+    W' = W · diag(γ/√(v + ε)) and b' = (b − m) γ/√(v + ε) + β.
+    """
+    W, b = np.asarray(W, float), np.asarray(b, float)
+    scale = np.asarray(gamma, float) / np.sqrt(np.asarray(var, float) + eps)
+    return W * scale, (b - np.asarray(mean, float)) * scale + np.asarray(beta, float)
+
+
+def check_labels(y, n: int, *, name: str = "y", allow_scalar: bool = True) -> np.ndarray:
+    """Labels in {0, 1} as float64: shape (n,) (a scalar is broadcast when allowed)."""
+    if isinstance(y, (str, bytes)) or y is None:
+        raise TypeError(f"{name} must be labels in {{0, 1}}, got {type(y).__name__}")
+    try:
+        a = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric labels in {{0, 1}}: {exc}") from None
+    if a.ndim == 0 and allow_scalar:
+        a = np.full(n, float(a))
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one label per point), got {np.shape(y)}")
+    if not np.all((a == 0) | (a == 1)):
+        bad = a[~((a == 0) | (a == 1))][0]
+        raise ValueError(f"{name} must contain only the labels 0 and 1, got {bad!r}")
+    return a

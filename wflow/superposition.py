@@ -1,0 +1,563 @@
+"""Representing measures on curve space: η = Σ_c ω_c δ_{u_c} on C([t_0, T]; R^d).
+
+The superposition principle characterizes a W∞-curve of maximal slope μ_t of the potential
+energy 𝓔(μ) = ∫V dμ by a probability measure η on curves with (e_t)_#η = μ_t for all t that is
+concentrated on solutions of u' ∈ ∂‖·‖_*(−∇V(u)). This module builds η in both directions:
+
+- :func:`superpose` — from labelled particle trajectories (a :class:`~wflow.flow.FlowResult`):
+  η = Σ_i w_i δ_{u_i};
+- :func:`superpose_snapshots` — from unlabelled snapshots μ_{t_0}, …, μ_{t_K} (atoms may be
+  shuffled, split or merged, sizes and weights may change) by gluing W∞-optimal couplings of
+  consecutive snapshots into piecewise-linear curves.
+
+Both return a :class:`CurveMeasure`: weighted curves sampled on a time grid and linear in between.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import integer, real
+from .measures import WEIGHT_SUM_TOL, ParticleMeasure, as_measure
+from .norms import dual_norm, norm_name, parse_norm
+from .norms import norm as _norm
+
+__all__ = ["CurveMeasure", "superpose", "superpose_snapshots", "SNAP_TOL", "COUPLING_MASS_TOL"]
+
+#: fractions of an atom's mass closer than this are identified when gluing, so that round-off in
+#: cumulative masses does not create spurious curves of mass ~1e-16 (moves ≤ 1e-13 of an atom's mass)
+SNAP_TOL = 1e-13
+#: a coupling whose marginals miss the snapshot weights by more than this (absolute) is an error
+COUPLING_MASS_TOL = 1e-9
+
+
+def _as_times(times, name: str = "times", *, size: int | None = None) -> np.ndarray:
+    try:
+        t = np.array(times, dtype=float).reshape(-1) if np.ndim(times) == 1 else None
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a 1-D numeric array: {exc}") from None
+    if t is None or t.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {np.shape(times)}")
+    if size is not None and t.size != size:
+        raise ValueError(f"{name} must have length {size}, got {t.size}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return t
+
+
+def _cumtrapz(f: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Cumulative trapezoid ∫_{t_0}^{t_k} f along the last axis, shape of f (first entry 0)."""
+    out = np.zeros_like(f)
+    if t.size > 1:
+        out[..., 1:] = np.cumsum(0.5 * (f[..., 1:] + f[..., :-1]) * np.diff(t), axis=-1)
+    return out
+
+
+def _worst_increase(F: np.ndarray):
+    """max_{j ≤ k} F_k − F_j along the last axis (≥ 0), with the maximizing (j, k)."""
+    run_min = np.minimum.accumulate(F, axis=-1)
+    gain = F - run_min
+    k = np.argmax(gain, axis=-1)
+    best = np.take_along_axis(gain, k[..., None], axis=-1)[..., 0]
+    # j: first index ≤ k where the running minimum is attained
+    Fk_min = np.take_along_axis(run_min, k[..., None], axis=-1)
+    j = np.argmax(F == Fk_min, axis=-1)
+    return best, j, k
+
+
+class CurveMeasure:
+    """η = Σ_c ω_c δ_{u_c}: weighted curves, sampled on a time grid, linear in between.
+
+    Parameters
+    ----------
+    curves : array, shape (m, K+1, d)
+        u_c(t_k) for every curve c and grid time t_k.
+    weights : array, shape (m,)
+        ω_c ≥ 0 with Σ ω_c = 1 (within ``WEIGHT_SUM_TOL = 1e-12`` unless ``normalize=True``).
+    times : array, shape (K+1,)
+        Strictly increasing grid t_0 < … < t_K.
+    norm : {"linf", "l2", "l1"} or float p ≥ 1
+        The norm of X used by :meth:`lipschitz_constants` and (as dual) by the slope ‖∇V‖_*.
+    normalize : bool
+        Divide the weights by their sum instead of requiring it to be 1.
+
+    Attributes
+    ----------
+    curves, weights, times : ndarray (read-only)
+    p : float
+        Exponent of the norm.
+    info : dict
+        Construction details (e.g. per-step coupling values of :func:`superpose_snapshots`).
+
+    Notes
+    -----
+    Between grid times every curve is the straight segment, so for t ∈ [t_k, t_{k+1}] the
+    marginal (e_t)_#η = Σ_c ω_c δ_{(1−λ)u_c(t_k) + λu_c(t_{k+1})}, λ = (t − t_k)/(t_{k+1} − t_k).
+    """
+
+    __slots__ = ("curves", "weights", "times", "p", "info")
+
+    def __init__(self, curves, weights, times, norm="linf", *, normalize: bool = False, info=None):
+        try:
+            U = np.array(curves, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"curves must be a numeric array of shape (m, K+1, d): {exc}") from None
+        if U.ndim != 3 or 0 in U.shape:
+            raise ValueError(f"curves must be a non-empty array of shape (m, K+1, d), got shape {U.shape}")
+        if not np.all(np.isfinite(U)):
+            raise ValueError("curves contains NaN or infinite values")
+        m, K1, _ = U.shape
+        t = _as_times(times, "times", size=K1)
+        try:
+            w = np.array(weights, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"weights must be a numeric array of shape (m,): {exc}") from None
+        if w.shape != (m,):
+            raise ValueError(f"weights must have shape ({m},) to match curves, got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("weights must be finite and >= 0")
+        total = w.sum()
+        if normalize:
+            if total <= 0:
+                raise ValueError("weights sum to 0: cannot normalize")
+            w = w / total
+        elif abs(total - 1.0) > WEIGHT_SUM_TOL:
+            raise ValueError(
+                f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); pass normalize=True"
+            )
+        self.p = parse_norm(norm, name="norm")
+        for a in (U, w, t):
+            a.setflags(write=False)
+        self.curves, self.weights, self.times = U, w, t
+        self.info = dict(info or {})
+
+    # -- shape facts ------------------------------------------------------------------------
+    @property
+    def n_curves(self) -> int:
+        return self.curves.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.curves.shape[2]
+
+    @property
+    def T(self) -> float:
+        return float(self.times[-1])
+
+    @property
+    def norm(self) -> str:
+        return norm_name(self.p)
+
+    def __len__(self) -> int:
+        return self.n_curves
+
+    def __repr__(self) -> str:
+        return (f"CurveMeasure(n_curves={self.n_curves}, n_times={self.times.size}, d={self.dim}, "
+                f"t=[{self.times[0]:g}, {self.T:g}], norm={self.norm!r})")
+
+    # -- evaluation -------------------------------------------------------------------------
+    def at(self, t) -> np.ndarray:
+        """Curve positions u_c(t), shape (m, d) for scalar t, (s, m, d) for t of shape (s,).
+
+        Grid times return the stored samples exactly (no blending round-off).
+        """
+        ts = np.asarray(t, dtype=float)
+        flat = np.atleast_1d(ts).reshape(-1)
+        t0, t1 = self.times[0], self.times[-1]
+        if not np.all(np.isfinite(flat)) or np.any(flat < t0) or np.any(flat > t1):
+            raise ValueError(f"t must lie in [{t0:g}, {t1:g}], got {t!r}")
+        K = self.times.size - 1
+        if K == 0:
+            out = np.repeat(self.curves[None, :, 0], flat.size, axis=0)
+        else:
+            k = np.clip(np.searchsorted(self.times, flat, side="right") - 1, 0, K - 1)
+            lam = ((flat - self.times[k]) / (self.times[k + 1] - self.times[k]))[:, None, None]
+            a = np.moveaxis(self.curves[:, k], 1, 0)
+            b = np.moveaxis(self.curves[:, k + 1], 1, 0)
+            out = (1.0 - lam) * a + lam * b
+            on_left = flat == self.times[k]
+            on_right = flat == self.times[k + 1]
+            out[on_left] = a[on_left]
+            out[on_right] = b[on_right]
+        return out[0] if ts.ndim == 0 else out
+
+    def marginal(self, t, *, merge: bool = False) -> ParticleMeasure:
+        """(e_t)_#η = Σ_c ω_c δ_{u_c(t)} as a ParticleMeasure (one atom per curve).
+
+        Parameters
+        ----------
+        t : float in [t_0, T]
+        merge : bool
+            Merge curves that sit at the same point at time t (exact equality) into one atom
+            and drop zero-weight atoms; the measure is the same, with fewer atoms.
+        """
+        t = real(t, "t")
+        X = self.at(t)
+        if not merge:
+            return ParticleMeasure(X, self.weights, normalize=True)
+        U, inv = np.unique(X, axis=0, return_inverse=True)
+        w = np.bincount(inv.reshape(-1), weights=self.weights, minlength=len(U))
+        return ParticleMeasure(U, w, normalize=True, drop_zero=True)
+
+    def restrict(self, t0: float, t1: float) -> "CurveMeasure":
+        """η restricted to curves on [t0, t1]: the grid times inside plus t0 and t1.
+
+        t_0 ≤ t0 ≤ t1 ≤ T; the restricted curves agree with the original ones on [t0, t1].
+        """
+        t0, t1 = real(t0, "t0"), real(t1, "t1")
+        if not (self.times[0] <= t0 <= t1 <= self.times[-1]):
+            raise ValueError(
+                f"need {self.times[0]:g} <= t0 <= t1 <= {self.T:g}, got t0={t0:g}, t1={t1:g}"
+            )
+        inner = self.times[(self.times > t0) & (self.times < t1)]
+        grid = np.unique(np.r_[t0, inner, t1])
+        U = np.moveaxis(self.at(grid), 0, 1)
+        return CurveMeasure(U, self.weights, grid, self.p, info=self.info)
+
+    # -- regularity -------------------------------------------------------------------------
+    def velocities(self) -> np.ndarray:
+        """Segment velocities (u_c(t_{k+1}) − u_c(t_k)) / (t_{k+1} − t_k), shape (m, K, d)."""
+        return np.diff(self.curves, axis=1) / np.diff(self.times)[None, :, None]
+
+    def segment_speeds(self, norm=None) -> np.ndarray:
+        """‖velocity‖ on every segment, shape (m, K), in ``norm`` (default: the measure's norm)."""
+        p = self.p if norm is None else parse_norm(norm, name="norm")
+        # norm of the difference divided by the step: one division, no scaled-difference round-off
+        return _norm(np.diff(self.curves, axis=1), p) / np.diff(self.times)[None, :]
+
+    def lipschitz_constants(self, norm=None) -> np.ndarray:
+        """Lipschitz constant of every curve, shape (m,): max_k ‖u(t_{k+1}) − u(t_k)‖/(t_{k+1} − t_k).
+
+        Exact for piecewise-linear curves (the steepest segment). 0 for a single grid time.
+        """
+        if self.times.size == 1:
+            return np.zeros(self.n_curves)
+        return self.segment_speeds(norm).max(axis=1)
+
+    # -- energy dissipation -----------------------------------------------------------------
+    def _refined(self, substeps: int) -> tuple[np.ndarray, np.ndarray]:
+        substeps = integer(substeps, "substeps", low=1)
+        if substeps == 1 or self.times.size == 1:
+            return self.times, self.curves
+        frac = np.arange(substeps) / substeps
+        h = np.diff(self.times)
+        grid = np.r_[(self.times[:-1, None] + frac[None, :] * h[:, None]).reshape(-1), self.times[-1]]
+        a, b = self.curves[:, :-1], self.curves[:, 1:]
+        lam = frac[None, None, :, None]
+        U = ((1 - lam) * a[:, :, None] + lam * b[:, :, None]).reshape(self.n_curves, -1, self.dim)
+        return grid, np.concatenate([U, self.curves[:, -1:]], axis=1)
+
+    def _dissipation_terms(self, potential, norm, substeps):
+        """(grid, V(u), cumulative ∫‖∇V(u)‖_*) on the (refined) grid, each (m, G)."""
+        p = self.p if norm is None else parse_norm(norm, name="norm")
+        if not (callable(getattr(potential, "value", None)) and callable(getattr(potential, "grad", None))):
+            raise TypeError(f"potential must have .value and .grad, got {type(potential).__name__}")
+        grid, U = self._refined(substeps)
+        flat = U.reshape(-1, self.dim)
+        vals = np.asarray(potential.value(flat), dtype=float).reshape(U.shape[:2])
+        slopes = dual_norm(np.asarray(potential.grad(flat), dtype=float), p).reshape(U.shape[:2])
+        return grid, vals, _cumtrapz(slopes, grid)
+
+    def dissipation_defect(self, potential, norm=None, *, s=None, t=None, substeps: int = 1) -> np.ndarray:
+        """Energy-dissipation defect of every curve, shape (m,).
+
+        D_c(s, t) = V(u_c(t)) − V(u_c(s)) + ∫_s^t ‖∇V(u_c(r))‖_* dr   (default s = t_0, t = T).
+
+        For C¹ V and a 1-Lipschitz curve the chain rule gives D ≥ 0, with D = 0 exactly on
+        curves of maximal slope; D > 0 measures how far a curve is from one.
+
+        Quadrature: composite trapezoid rule on the grid, each segment split into ``substeps``
+        equal parts; the integrand is evaluated on the piecewise-linear curve itself. The rule is
+        exact when ‖∇V(u(r))‖_* is affine on every (sub)segment (V linear; V quadratic on a segment
+        where no gradient component changes sign, in ℓ∞); otherwise its error per segment of
+        length h is O(h³) for smooth integrands and O(h²) where a component of ∇V changes sign
+        inside it. So on a discrete curve D can be slightly negative, and a scheme's chattering
+        (Euler sign descent oscillating around ∂_iV = 0) shows up as a positive defect of order τ.
+
+        Parameters
+        ----------
+        potential : Potential (``.value``, ``.grad``)
+        norm : norm specification, optional
+            Norm of the space (the slope uses its dual); default: the measure's norm.
+        s, t : float, optional
+            Interval [s, t] ⊂ [t_0, T], s ≤ t (non-grid end points are handled by :meth:`restrict`).
+        substeps : int
+            Trapezoid sub-intervals per grid segment.
+        """
+        s = self.times[0] if s is None else real(s, "s")
+        t = self.T if t is None else real(t, "t")
+        eta = self
+        if s != self.times[0] or t != self.T:
+            eta = self.restrict(s, t)
+        _, vals, cum = eta._dissipation_terms(potential, norm, substeps)
+        return vals[:, -1] - vals[:, 0] + cum[:, -1]
+
+    def worst_dissipation_defect(self, potential, norm=None, *, substeps: int = 1) -> np.ndarray:
+        """max over (refined) grid times s ≤ t of D_c(s, t), shape (m,) (≥ 0: s = t gives 0).
+
+        With F(t) = V(u(t)) + ∫_{t_0}^t ‖∇V(u)‖_*, D(s, t) = F(t) − F(s), so the maximum over all
+        pairs costs one running minimum. The energy-dissipation inequality holds on all grid
+        pairs (up to quadrature error) exactly when this is ≈ 0.
+        """
+        _, vals, cum = self._dissipation_terms(potential, norm, substeps)
+        best, _, _ = _worst_increase(vals + cum)
+        return best
+
+    def maximal_slope_mask(self, potential, norm=None, *, tol: float = 1e-8, lip_tol: float = 1e-9,
+                           substeps: int = 1) -> np.ndarray:
+        """Which curves are curves of maximal slope within tolerance, bool (m,).
+
+        A curve passes when its Lipschitz constant is ≤ 1 + ``lip_tol`` (relative: round-off of
+        position differences divided by short steps) and its worst dissipation defect over grid
+        pairs (:meth:`worst_dissipation_defect`) is ≤ ``tol`` (absolute, in units of V). For C¹ V
+        these two conditions are equivalent to the differential inclusion u' ∈ ∂‖·‖_*(−∇V(u)).
+        """
+        tol = real(tol, "tol", low=0.0)
+        lip_tol = real(lip_tol, "lip_tol", low=0.0)
+        lip = self.lipschitz_constants(norm)
+        defect = self.worst_dissipation_defect(potential, norm, substeps=substeps)
+        return (lip <= 1.0 + lip_tol) & (defect <= tol)
+
+    def maximal_slope_mass(self, potential, norm=None, *, tol: float = 1e-8, lip_tol: float = 1e-9,
+                           substeps: int = 1) -> float:
+        """η-mass of the curves that satisfy the inclusion within tolerance (:meth:`maximal_slope_mask`)."""
+        mask = self.maximal_slope_mask(potential, norm, tol=tol, lip_tol=lip_tol, substeps=substeps)
+        return float(self.weights[mask].sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# construction
+# ----------------------------------------------------------------------------------------------
+
+
+def superpose(flow_result) -> CurveMeasure:
+    """η = Σ_i w_i δ_{u_i} from the labelled particle trajectories of a flow.
+
+    Parameters
+    ----------
+    flow_result : FlowResult
+        ``.positions`` (K+1, n, d), ``.weights`` (n,), ``.times`` (K+1,), ``.norm``.
+
+    Returns
+    -------
+    CurveMeasure
+        n curves on the stored times; ``marginal(t)`` equals ``flow_result.measure(t)``.
+    """
+    for attr in ("positions", "weights", "times"):
+        if not hasattr(flow_result, attr):
+            raise TypeError(f"flow_result must be a FlowResult (missing .{attr}), got {type(flow_result).__name__}")
+    U = np.moveaxis(np.asarray(flow_result.positions, dtype=float), 0, 1)
+    p = getattr(flow_result, "p", None)
+    return CurveMeasure(U, flow_result.weights, flow_result.times, "linf" if p is None else p,
+                        normalize=True, info={"source": "flow"})
+
+
+def _segmented_fractions(group: np.ndarray, mass: np.ndarray, n_groups: int):
+    """For items sorted by ``group``: cumulative mass within the group / group total (last = 1.0).
+
+    The cumulative sums restart in every group (no global cumsum differences, so fractions carry
+    relative round-off ~ count·eps only). Vectorized over groups, one pass per rank.
+    """
+    counts = np.bincount(group, minlength=n_groups)
+    start = np.r_[0, np.cumsum(counts)[:-1]]
+    rank = np.arange(group.size) - start[group]
+    acc = mass.astype(float).copy()
+    if group.size:
+        by_rank = np.argsort(rank, kind="stable")
+        sizes = np.bincount(rank)
+        bounds = np.r_[0, np.cumsum(sizes)]
+        for r in range(1, sizes.size):
+            pos = by_rank[bounds[r]:bounds[r + 1]]
+            acc[pos] += acc[pos - 1]
+    total = acc[start[group] + counts[group] - 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(total > 0, acc / np.where(total > 0, total, 1.0), (rank + 1.0) / counts[group])
+    last = rank == counts[group] - 1
+    frac[last] = 1.0
+    return frac, counts
+
+
+def _glue_interval(cur_atom, cur_w, cur_key, rows, cols, mass, edge_key, W):
+    """One gluing step: split the curves at each atom against the coupling's outgoing edges.
+
+    At atom b, lay the incoming curves (in ``cur_key`` order) and the outgoing edges (in
+    ``edge_key`` order) on [0, 1] as consecutive intervals of lengths ω_c/Σω and m_e/Σm; every
+    non-empty intersection is a new curve (continuing that incoming curve along that edge) of
+    mass length × w(b). A single incoming curve is split proportionally to the edge masses; a
+    coupling with m non-zero entries continues m curves when every atom has one incoming curve;
+    in general an atom with a curves in and b edges out gives at most a + b − 1 curves.
+
+    Returns (parent index (M',), edge index (M',), new weights (M',)).
+    """
+    n = W.size
+    oc = np.lexsort((*cur_key[:, ::-1].T, cur_atom))
+    oe = np.lexsort((*edge_key[:, ::-1].T, rows))
+    fc, _ = _segmented_fractions(cur_atom[oc], cur_w[oc], n)
+    fe, _ = _segmented_fractions(rows[oe], mass[oe], n)
+    atom = np.r_[cur_atom[oc], rows[oe]]
+    frac = np.r_[fc, fe]
+    order = np.lexsort((frac, atom))
+    a_s, f_s = atom[order], frac[order]
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = (a_s[1:] != a_s[:-1]) | (f_s[1:] - f_s[:-1] > SNAP_TOL)
+    # a group is a run of equal (snapped) breakpoints; its end value is the run's last fraction
+    gid = np.cumsum(new) - 1
+    G = int(gid[-1]) + 1 if gid.size else 0
+    end_idx = np.r_[np.flatnonzero(new)[1:] - 1, order.size - 1]
+    g_end, g_atom = f_s[end_idx], a_s[end_idx]
+    g_lo = np.r_[0.0, g_end[:-1]]
+    g_lo[np.r_[True, g_atom[1:] != g_atom[:-1]]] = 0.0
+    group_of = np.empty(order.size, dtype=np.int64)
+    group_of[order] = gid
+    gc, ge = group_of[: oc.size], group_of[oc.size:]
+    g = np.arange(G)
+    parent = oc[np.searchsorted(gc, g, side="left")]
+    edge = oe[np.searchsorted(ge, g, side="left")]
+    weights = (g_end - g_lo) * W[g_atom]
+    return parent, edge, weights
+
+
+def _glue_product(cur_atom, cur_w, rows, mass, n):
+    """Markov (product) gluing: every curve at b continues along every edge (b, c), mass ω m/Σm."""
+    oe = np.argsort(rows, kind="stable")
+    r_s = rows[oe]
+    counts = np.bincount(r_s, minlength=n)
+    start = np.r_[0, np.cumsum(counts)[:-1]]
+    rowsum = np.bincount(rows, weights=mass, minlength=n)
+    reps = counts[cur_atom]
+    parent = np.repeat(np.arange(cur_atom.size), reps)
+    offs = np.arange(parent.size) - np.repeat(np.cumsum(reps) - reps, reps)
+    edge = oe[start[cur_atom[parent]] + offs]
+    weights = cur_w[parent] * mass[edge] / rowsum[rows[edge]]
+    return parent, edge, weights
+
+
+def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
+    """COO arrays of a coupling with marginals polished to the snapshot weights on its support."""
+    rows = np.asarray(coupling.rows, dtype=np.int64).reshape(-1)
+    cols = np.asarray(coupling.cols, dtype=np.int64).reshape(-1)
+    mass = np.asarray(coupling.mass, dtype=float).reshape(-1)
+    if not (rows.size == cols.size == mass.size) or rows.size == 0:
+        raise RuntimeError(f"optimal_coupling returned malformed COO arrays for snapshots {j}, {j + 1}")
+    if rows.min() < 0 or rows.max() >= a.size or cols.min() < 0 or cols.max() >= b.size:
+        raise RuntimeError(f"optimal_coupling returned out-of-range indices for snapshots {j}, {j + 1}")
+    keep = mass > 0
+    rows, cols, mass = rows[keep], cols[keep], mass[keep]
+    err = max(np.abs(np.bincount(rows, mass, a.size) - a).max(), np.abs(np.bincount(cols, mass, b.size) - b).max())
+    if not err <= COUPLING_MASS_TOL:
+        raise RuntimeError(
+            f"the coupling of snapshots {j} and {j + 1} misses their weights by {err:.3g} "
+            f"(> {COUPLING_MASS_TOL:g}); refusing to glue an infeasible plan"
+        )
+    # two proportional-fitting sweeps on the support remove the solver's round-off in the marginals
+    for _ in range(2):
+        mass = mass * (a / np.bincount(rows, mass, a.size))[rows]
+        mass = mass * (b / np.bincount(cols, mass, b.size))[cols]
+    return rows, cols, mass
+
+
+def superpose_snapshots(measures, times, norm="linf", *, tie_break: str = "w2",
+                        gluing: str = "interval", max_curves: int | None = None) -> CurveMeasure:
+    """η on piecewise-linear curves from unlabelled snapshots μ_{t_0}, …, μ_{t_K}.
+
+    Consecutive snapshots are coupled by a W∞-optimal plan γ_k (``wflow.transport.optimal_coupling``;
+    with ``tie_break="w2"`` it minimizes Σγ‖x − y‖₂² among the W∞-optimal plans, which keeps the
+    glued curves regular), and the plans are glued along the time grid. Every curve is linear
+    between snapshots and every segment joins a pair (x, y) in the support of γ_k, so
+
+    - (e_{t_k})_#η = μ_{t_k} for every k (up to float round-off), total mass 1;
+    - every curve moves on [t_k, t_{k+1}] at speed ≤ W∞(μ_{t_k}, μ_{t_{k+1}}) / (t_{k+1} − t_k).
+
+    Parameters
+    ----------
+    measures : sequence of ParticleMeasure or arrays (n_k, d), length K+1
+        Snapshots (sizes and weights may differ between times; zero-weight atoms are ignored).
+    times : array, shape (K+1,)
+        Strictly increasing snapshot times.
+    norm : {"linf", "l2", "l1"} or float p ≥ 1
+        Norm of the W∞ cost (and of the returned CurveMeasure).
+    tie_break : str
+        Secondary criterion among W∞-optimal plans, passed to ``optimal_coupling``.
+    gluing : {"interval", "product"}
+        ``"interval"`` (default): at each atom the incoming curves and the outgoing plan entries
+        are laid out as consecutive mass intervals (both ordered lexicographically by the
+        neighbouring position: the previous point of the curve, the target of the entry) and cut
+        at the union of break points; a lone incoming curve is split proportionally to the
+        entries, so a plan with m non-zero entries continues m curves when every atom has one
+        incoming curve, and an atom with a curves in and b entries out yields ≤ a + b − 1 curves
+        (in 1-D this is the non-crossing, monotone gluing). ``"product"``: the Markov gluing of
+        the gluing lemma, every incoming curve is split proportionally over every outgoing entry
+        (a·b curves per atom; can grow exponentially with K).
+    max_curves : int, optional
+        Raise ValueError if the number of curves would exceed this.
+
+    Returns
+    -------
+    CurveMeasure
+        ``info`` holds ``"winf_steps"`` (the value of each coupling, shape (K,)) and
+        ``"n_curves_steps"`` (number of curves after each gluing step).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For bad arguments, before any coupling is computed.
+    RuntimeError
+        When a coupling's marginals miss the snapshot weights by more than ``COUPLING_MASS_TOL``.
+    """
+    if isinstance(measures, (ParticleMeasure, np.ndarray)) or not hasattr(measures, "__len__"):
+        raise TypeError("measures must be a sequence (list or tuple) of measures or (n, d) arrays")
+    if len(measures) == 0:
+        raise ValueError("measures must contain at least one snapshot")
+    snaps = [as_measure(mu, f"measures[{k}]").support() for k, mu in enumerate(measures)]
+    d = snaps[0].dim
+    for k, mu in enumerate(snaps):
+        if mu.dim != d:
+            raise ValueError(f"measures[{k}] has dimension {mu.dim}, measures[0] has {d}")
+    t = _as_times(times, "times", size=len(snaps))
+    p = parse_norm(norm, name="norm")
+    if gluing not in ("interval", "product"):
+        raise ValueError(f"gluing must be 'interval' or 'product', got {gluing!r}")
+    if max_curves is not None:
+        max_curves = integer(max_curves, "max_curves", low=1)
+    if not isinstance(tie_break, str):
+        raise TypeError(f"tie_break must be a string, got {type(tie_break).__name__}")
+    from .transport import optimal_coupling
+
+    K = len(snaps) - 1
+    cur_atom = np.arange(snaps[0].n)
+    cur_w = np.array(snaps[0].weights)
+    prev_pos = snaps[0].points  # the previous point of each curve (ordering key)
+    parents, atoms = [], [cur_atom]
+    winf_steps, n_steps = np.zeros(K), np.zeros(K, dtype=np.int64)
+    for k in range(K):
+        mu, nu = snaps[k], snaps[k + 1]
+        gamma = optimal_coupling(mu, nu, norm, tie_break=tie_break)
+        rows, cols, mass = _checked_coupling(gamma, mu.weights, nu.weights, k)
+        winf_steps[k] = float(gamma.value)
+        if gluing == "interval":
+            parent, edge, w = _glue_interval(cur_atom, cur_w, prev_pos, rows, cols, mass,
+                                             nu.points[cols], mu.weights)
+        else:
+            parent, edge, w = _glue_product(cur_atom, cur_w, rows, mass, mu.n)
+        if max_curves is not None and parent.size > max_curves:
+            raise ValueError(f"gluing step {k} needs {parent.size} curves > max_curves = {max_curves}")
+        keep = w > 0
+        parent, edge, w = parent[keep], edge[keep], w[keep]
+        prev_pos = mu.points[cur_atom[parent]]
+        cur_atom, cur_w = cols[edge], w
+        parents.append(parent)
+        atoms.append(cur_atom)
+        n_steps[k] = cur_atom.size
+    # backtrack the atom index of every final curve at every time
+    m = cur_atom.size
+    U = np.empty((m, K + 1, d))
+    idx = np.arange(m)
+    for k in range(K, -1, -1):
+        U[:, k] = snaps[k].points[atoms[k][idx]]
+        if k:
+            idx = parents[k - 1][idx]
+    return CurveMeasure(U, cur_w, t, p, normalize=True,
+                        info={"source": "snapshots", "gluing": gluing, "tie_break": tie_break,
+                              "winf_steps": winf_steps, "n_curves_steps": n_steps})

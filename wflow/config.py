@@ -1,0 +1,519 @@
+"""Run configurations (TOML) for ``wflow run``, and atomic output directories.
+
+A run configuration describes one simulation: the potential (or model), the initial measure,
+the flow (norm, scheme, τ, T, budget) and the outputs. Every key is checked — unknown keys,
+wrong types and out-of-range values raise :class:`ConfigError` naming the key (``flow.tau``)
+and what was expected — before anything runs or is written.
+
+Example::
+
+    [potential]
+    kind = "gaussian_mixture"        # or quadratic, linear, double_well, model
+
+    [initial]
+    kind = "uniform"                 # or gaussian, points, dataset
+    n = 300
+    low = [-1.2, -1.2]
+    high = [1.2, 1.2]
+    seed = 0
+
+    [flow]
+    T = 1.0
+    tau = 0.01
+    norm = "linf"
+    scheme = "euler"                 # or minmove
+    # budget = 0.2
+
+    [output]
+    figures = ["landscape", "snapshots", "energy", "animation"]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+import numpy as np
+
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "load_config",
+    "parse_config",
+    "build_potential",
+    "build_initial",
+    "StagedOutput",
+    "FIGURES",
+    "run_config",
+]
+
+FIGURES = ("landscape", "snapshots", "energy", "animation")
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message names the offending key."""
+
+
+# --------------------------------------------------------------------------------------------
+# schema: section -> key -> (checker, required, default)
+# --------------------------------------------------------------------------------------------
+def _number(key, v, *, low=None, strict=False, integer=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{key} must be {kind}, got {type(v).__name__} {v!r}")
+    if integer and not isinstance(v, int):
+        raise ConfigError(f"{key} must be an integer, got {v!r}")
+    if not math.isfinite(v):
+        raise ConfigError(f"{key} must be finite, got {v!r}")
+    if low is not None and (v <= low if strict else v < low):
+        raise ConfigError(f"{key} must be {'>' if strict else '>='} {low:g}, got {v!r}")
+    return v
+
+
+def _string(key, v, choices=None):
+    if not isinstance(v, str):
+        raise ConfigError(f"{key} must be a string, got {type(v).__name__} {v!r}")
+    if choices is not None and v not in choices:
+        raise ConfigError(f"{key} must be one of {list(choices)}, got {v!r}")
+    return v
+
+
+def _array(key, v, ndim):
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a {'list' if ndim == 1 else 'list of lists'} of numbers, got {v!r}") from None
+    if a.ndim != ndim or a.size == 0:
+        raise ConfigError(f"{key} must be a {ndim}-D array of numbers, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ConfigError(f"{key} must hold finite numbers")
+    return a
+
+
+def _norm(key, v):
+    if isinstance(v, str):
+        return _string(key, v, ("l1", "l2", "linf"))
+    return _number(key, v, low=1.0)
+
+
+_POTENTIALS = ("gaussian_mixture", "double_well", "quadratic", "linear", "model")
+_INITIALS = ("uniform", "gaussian", "points", "dataset")
+
+# each entry: key -> checker(fullkey, value) -> value
+_SCHEMA: dict[str, dict] = {
+    "potential": {
+        "kind": lambda k, v: _string(k, v, _POTENTIALS),
+        "centers": lambda k, v: _array(k, v, 2),
+        "amplitudes": lambda k, v: _array(k, v, 1),
+        "widths": lambda k, v: _array(k, v, 1) if isinstance(v, list) else _number(k, v, low=0, strict=True),
+        "dim": lambda k, v: _number(k, v, low=1, integer=True),
+        "a": lambda k, v: _array(k, v, 1) if isinstance(v, list) else _number(k, v),
+        "b": lambda k, v: _array(k, v, 1) if isinstance(v, list) else _number(k, v),
+        "c": lambda k, v: _number(k, v),
+        "A": lambda k, v: _array(k, v, 2),
+        "name": lambda k, v: _string(k, v),
+        "loss": lambda k, v: _string(k, v, ("mse", "bce", "cross_entropy")),
+    },
+    "initial": {
+        "kind": lambda k, v: _string(k, v, _INITIALS),
+        "n": lambda k, v: _number(k, v, low=1, integer=True),
+        "low": lambda k, v: _array(k, v, 1),
+        "high": lambda k, v: _array(k, v, 1),
+        "mean": lambda k, v: _array(k, v, 1),
+        "std": lambda k, v: _number(k, v, low=0, strict=True),
+        "points": lambda k, v: _array(k, v, 2),
+        "weights": lambda k, v: _array(k, v, 1),
+        "seed": lambda k, v: _number(k, v, low=0, integer=True),
+        "name": lambda k, v: _string(k, v),
+    },
+    "flow": {
+        "T": lambda k, v: _number(k, v, low=0),
+        "tau": lambda k, v: _number(k, v, low=0, strict=True),
+        "norm": _norm,
+        "scheme": lambda k, v: _string(k, v, ("euler", "minmove")),
+        "budget": lambda k, v: _number(k, v, low=0),
+        "selection": lambda k, v: _string(k, v, ("canonical", "random")),
+        "seed": lambda k, v: _number(k, v, low=0, integer=True),
+        "stride": lambda k, v: _number(k, v, low=1, integer=True),
+        "inner": lambda k, v: _string(k, v),
+    },
+    "output": {
+        "figures": lambda k, v: _figures(k, v),
+        "save_npz": lambda k, v: _bool(k, v),
+        "frames": lambda k, v: _number(k, v, low=2, integer=True),
+        "dpi": lambda k, v: _number(k, v, low=10, integer=True),
+    },
+}
+_REQUIRED = {"flow": ("T", "tau")}
+
+
+def _bool(key, v):
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key} must be true or false, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _figures(key, v):
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ConfigError(f"{key} must be a list of strings from {list(FIGURES)}, got {v!r}")
+    bad = [x for x in v if x not in FIGURES]
+    if bad:
+        raise ConfigError(f"{key} has unknown figure {bad[0]!r}; expected some of {list(FIGURES)}")
+    return v
+
+
+@dataclass
+class RunConfig:
+    """A validated run configuration (one dict per section, keys checked)."""
+
+    potential: dict
+    initial: dict
+    flow: dict
+    output: dict
+    source: str = "<dict>"
+
+    def to_dict(self) -> dict:
+        def clean(d):
+            return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+
+        return {s: clean(getattr(self, s)) for s in ("potential", "initial", "flow", "output")}
+
+
+def parse_config(data: dict, source: str = "<dict>") -> RunConfig:
+    """Validate a configuration dict (as read from TOML) into a :class:`RunConfig`.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first offending key (``section.key``) and what was expected.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"the configuration must be a table, got {type(data).__name__}")
+    for section in data:
+        if section not in _SCHEMA:
+            raise ConfigError(f"unknown section [{section}]; expected sections {list(_SCHEMA)}")
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"{section} must be a table ([{section}]), got {type(data[section]).__name__}")
+    out = {}
+    for section, schema in _SCHEMA.items():
+        table = data.get(section, {})
+        checked = {}
+        for key, value in table.items():
+            full = f"{section}.{key}"
+            if key not in schema:
+                raise ConfigError(f"unknown key {full}; expected one of {sorted(schema)}")
+            checked[key] = schema[key](full, value)
+        for key in _REQUIRED.get(section, ()):
+            if key not in checked:
+                raise ConfigError(f"missing key {section}.{key}")
+        out[section] = checked
+    _cross_check(out)
+    return RunConfig(source=source, **out)
+
+
+def _cross_check(cfg: dict) -> None:
+    pot, ini, flow = cfg["potential"], cfg["initial"], cfg["flow"]
+    kind = pot.setdefault("kind", "gaussian_mixture")
+    allowed = {
+        "gaussian_mixture": {"centers", "amplitudes", "widths"},
+        "double_well": {"dim", "a", "b"},
+        "quadratic": {"A", "b", "c"},
+        "linear": {"a", "c"},
+        "model": {"name", "loss"},
+    }[kind]
+    for key in pot:
+        if key != "kind" and key not in allowed:
+            raise ConfigError(f"potential.{key} is not a parameter of potential.kind = {kind!r}; expected {sorted(allowed)}")
+    if kind == "quadratic" and "A" not in pot:
+        raise ConfigError("missing key potential.A (required by potential.kind = 'quadratic')")
+    if kind == "linear" and not isinstance(pot.get("a"), np.ndarray):
+        raise ConfigError("potential.a must be a list of numbers (required by potential.kind = 'linear')")
+    if kind == "model" and "name" not in pot:
+        raise ConfigError("missing key potential.name (required by potential.kind = 'model')")
+    if kind == "gaussian_mixture" and ("amplitudes" in pot or "widths" in pot) and "centers" not in pot:
+        raise ConfigError("missing key potential.centers (amplitudes/widths need centers)")
+    ik = ini.setdefault("kind", "uniform")
+    allowed_i = {
+        "uniform": {"n", "low", "high", "seed"},
+        "gaussian": {"n", "mean", "std", "seed"},
+        "points": {"points", "weights"},
+        "dataset": {"name", "n", "seed"},
+    }[ik]
+    for key in ini:
+        if key != "kind" and key not in allowed_i:
+            raise ConfigError(f"initial.{key} is not a parameter of initial.kind = {ik!r}; expected {sorted(allowed_i)}")
+    if ik == "points" and "points" not in ini:
+        raise ConfigError("missing key initial.points (required by initial.kind = 'points')")
+    if ik == "points" and "weights" in ini and ini["weights"].shape != (ini["points"].shape[0],):
+        raise ConfigError(f"initial.weights must have length {ini['points'].shape[0]} (one per point)")
+    if ik == "uniform" and "low" in ini and "high" in ini:
+        if ini["low"].shape != ini["high"].shape or np.any(ini["low"] >= ini["high"]):
+            raise ConfigError("initial.high must have the shape of initial.low and exceed it componentwise")
+    if "inner" in flow and flow.get("scheme", "euler") != "minmove":
+        raise ConfigError("flow.inner is an option of flow.scheme = 'minmove'")
+    T, tau = flow["T"], flow["tau"]
+    if T / tau > 1e6:
+        raise ConfigError(f"flow.tau = {tau:g} gives {T / tau:.3g} steps for flow.T = {T:g}; at most 1e6 allowed")
+
+
+def load_config(path) -> RunConfig:
+    """Read and validate a TOML run configuration.
+
+    Raises
+    ------
+    ConfigError
+        For a missing file, a TOML syntax error, or an invalid key (named in the message).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data, source=path)
+
+
+# --------------------------------------------------------------------------------------------
+# builders
+# --------------------------------------------------------------------------------------------
+def build_potential(cfg: RunConfig):
+    """The potential described by ``cfg.potential``."""
+    from . import potentials as P
+
+    pot = cfg.potential
+    kind = pot["kind"]
+    try:
+        if kind == "gaussian_mixture":
+            if "centers" not in pot:
+                return P.GaussianMixture.default()
+            return P.GaussianMixture(pot["centers"], pot.get("amplitudes"), pot.get("widths", 0.5))
+        if kind == "double_well":
+            return P.DoubleWell(pot.get("dim", 2), float(pot.get("a", 1.0)), float(pot.get("b", 1.0)))
+        if kind == "quadratic":
+            return P.Quadratic(pot["A"], pot.get("b"), float(pot.get("c", 0.0)))
+        if kind == "linear":
+            return P.Linear(pot["a"], float(pot.get("c", 0.0)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"potential: {exc}") from None
+    # kind == "model": the adversarial loss of a shipped classifier (labels: predicted)
+    try:
+        from .adversarial import load_model, make_loss
+    except ImportError:
+        raise ConfigError("potential.kind = 'model' needs wflow.adversarial, which is not available") from None
+    try:
+        model = load_model(pot["name"])
+    except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
+        raise ConfigError(f"potential.name: {exc}") from None
+    loss = "mse" if pot.get("loss", "mse") == "mse" else "bce"
+    return _ModelPotential(model, loss, make_loss)
+
+
+class _ModelPotential:
+    """Placeholder bound to the initial points later (labels = predictions at x0)."""
+
+    def __init__(self, model, loss, make_loss):
+        self.model, self.loss, self.make_loss = model, loss, make_loss
+
+    def bind(self, X0):
+        y = (np.asarray(self.model.predict_proba(X0)).reshape(-1) >= 0.5).astype(float)
+        return -self.make_loss(self.model, y, self.loss)
+
+
+def build_initial(cfg: RunConfig, dim: int | None):
+    """The initial measure described by ``cfg.initial`` (a ParticleMeasure)."""
+    from .measures import ParticleMeasure
+
+    ini = cfg.initial
+    kind = ini["kind"]
+    rng = np.random.default_rng(ini.get("seed", 0))
+    n = ini.get("n", 200)
+    d = dim or 2
+    if kind == "uniform":
+        low = ini.get("low", np.full(d, -1.0))
+        high = ini.get("high", np.full(d, 1.0))
+        if low.shape != (d,) or high.shape != (d,):
+            raise ConfigError(f"initial.low/high must have length {d} (the potential's dimension)")
+        return ParticleMeasure(rng.uniform(low, high, size=(n, d)))
+    if kind == "gaussian":
+        mean = ini.get("mean", np.zeros(d))
+        if mean.shape != (d,):
+            raise ConfigError(f"initial.mean must have length {d} (the potential's dimension)")
+        return ParticleMeasure(mean + ini.get("std", 0.5) * rng.standard_normal((n, d)))
+    if kind == "points":
+        X = ini["points"]
+        if dim is not None and X.shape[1] != dim:
+            raise ConfigError(f"initial.points must have {dim} columns (the potential's dimension), got {X.shape[1]}")
+        try:
+            return ParticleMeasure(X, ini.get("weights"))
+        except ValueError as exc:
+            raise ConfigError(f"initial.weights: {exc}") from None
+    # dataset
+    try:
+        from .adversarial import two_moons
+    except ImportError:
+        raise ConfigError("initial.kind = 'dataset' needs wflow.adversarial, which is not available") from None
+    X, _ = two_moons(n=n, noise=0.1, seed=ini.get("seed", 0))
+    return ParticleMeasure(X)
+
+
+# --------------------------------------------------------------------------------------------
+# atomic output directory
+# --------------------------------------------------------------------------------------------
+class StagedOutput:
+    """Write a set of files into ``out`` all-or-nothing.
+
+    Files are written into a hidden staging directory next to ``out``; on a clean exit of the
+    ``with`` block each one is moved into ``out`` with an atomic rename, on an exception the
+    staging directory is deleted and ``out`` is left as it was.
+
+    Examples
+    --------
+    >>> with StagedOutput("wflow-out") as st:          # doctest: +SKIP
+    ...     st.write_json("report.json", {...})
+    """
+
+    def __init__(self, out):
+        self.out = os.path.abspath(os.fspath(out))
+        self.files: list[str] = []
+        self.stage: str | None = None
+
+    def __enter__(self) -> "StagedOutput":
+        parent = os.path.dirname(self.out)
+        os.makedirs(parent, exist_ok=True)
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise ConfigError(f"--out {self.out} exists and is not a directory")
+        self.stage = tempfile.mkdtemp(prefix=".wflow-stage-", dir=parent)
+        return self
+
+    def path(self, name: str) -> str:
+        """Staging path for the output file ``name`` (record it for the final move)."""
+        if name not in self.files:
+            self.files.append(name)
+        p = os.path.join(self.stage, name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def write_text(self, name: str, text: str) -> str:
+        with open(self.path(name), "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return name
+
+    def write_json(self, name: str, data) -> str:
+        return self.write_text(name, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                os.makedirs(self.out, exist_ok=True)
+                for name in self.files:
+                    dest = os.path.join(self.out, name)
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    os.replace(os.path.join(self.stage, name), dest)
+        finally:
+            shutil.rmtree(self.stage, ignore_errors=True)
+        return False
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+# --------------------------------------------------------------------------------------------
+# running a configuration
+# --------------------------------------------------------------------------------------------
+def run_config(cfg: RunConfig, out, *, progress: bool = False) -> dict:
+    """Run the simulation of a validated configuration and write its outputs to ``out``.
+
+    Writes the requested figures (2-D problems only), ``result.npz`` (unless
+    ``output.save_npz = false``), ``report.json`` and ``report.md``, all-or-nothing.
+
+    Returns
+    -------
+    dict : the report (settings, measured figures and checks with tolerances).
+    """
+    from . import __version__
+    from .demo import render_report_md
+    from .flow import solve_flow
+    from .suite import check_energy_dissipation, check_lipschitz, check_winf_lipschitz
+
+    V = build_potential(cfg)
+    dim = getattr(V, "dim", None) if not isinstance(V, _ModelPotential) else V.model.dim
+    mu0 = build_initial(cfg, dim)
+    if isinstance(V, _ModelPotential):
+        V = V.bind(mu0.points)
+    fl = cfg.flow
+    kwargs = {k: fl[k] for k in ("budget", "selection", "stride") if k in fl}
+    if "inner" in fl:
+        kwargs["inner"] = fl["inner"]
+    try:
+        res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
+                         scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress, **kwargs)
+    except ValueError as exc:  # e.g. a scheme that is not available in this version
+        raise ConfigError(f"flow: {exc}") from None
+    checks = [check_lipschitz(res), check_winf_lipschitz(res)]
+    budget = fl.get("budget")
+    if budget is None or fl["T"] <= budget:  # no active projection: equality holds (C¹ V)
+        checks.insert(1, check_energy_dissipation(res))
+    outp = cfg.output
+    figures = outp.get("figures", list(FIGURES)) if mu0.dim == 2 else []
+    dpi = outp.get("dpi", 90)
+    files = []
+    report = {
+        "wflow_version": __version__,
+        "command": "run",
+        "config": cfg.source,
+        "settings": cfg.to_dict(),
+        "summary": res.summary(),
+        "checks": [c.to_dict() for c in checks],
+        "all_passed": all(c.passed for c in checks),
+    }
+    with StagedOutput(out) as st:
+        from .plotting import (
+            animate_measure,
+            plot_energy_slope,
+            plot_landscape,
+            plot_snapshots,
+            save_animation,
+            save_figure,
+        )
+
+        if "landscape" in figures:
+            fig = plot_landscape(V, res, budget=budget, norm=fl.get("norm", "linf"), max_curves=100)
+            files.append(os.path.basename(save_figure(fig, st.path("landscape.png"), dpi=dpi)))
+        if "snapshots" in figures:
+            fig = plot_snapshots(res, potential=V)
+            files.append(os.path.basename(save_figure(fig, st.path("snapshots.png"), dpi=dpi)))
+        if "energy" in figures:
+            files.append(os.path.basename(save_figure(plot_energy_slope(res), st.path("energy.png"), dpi=dpi)))
+        if "animation" in figures:
+            anim = animate_measure(res, potential=V, max_frames=outp.get("frames", 40))
+            save_animation(anim, st.path("animation.gif"), fps=8, dpi=60)
+            files.append("animation.gif")
+        if outp.get("save_npz", True):
+            res.save(st.path("result.npz"))
+            files.append("result.npz")
+        files += ["report.json", "report.md"]
+        report["files"] = files
+        st.write_json("report.json", report)
+        st.write_text("report.md", render_report_md(report))
+    return report

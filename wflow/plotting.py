@@ -38,6 +38,7 @@ __all__ = [
     "animate_measure",
     "plot_energy_slope",
     "plot_convergence",
+    "plot_attack_curves",
     "plot_curve_measure",
     "fit_rate",
     "save_figure",
@@ -166,6 +167,7 @@ def plot_landscape(
     resolution: int = 160,
     max_curves: int = 200,
     cmap: str = "viridis",
+    colorbar_label: str = "V",
     title: str | None = None,
     ax=None,
 ) -> Figure:
@@ -226,7 +228,7 @@ def plot_landscape(
         Z = np.asarray(potential.value(np.c_[XX.ravel(), YY.ravel()]), dtype=float).reshape(XX.shape)
         cs = ax.contourf(XX, YY, Z, levels=levels, cmap=cmap, alpha=0.85)
         ax.contour(XX, YY, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
-        fig.colorbar(cs, ax=ax, label="V")
+        fig.colorbar(cs, ax=ax, label=colorbar_label)
     colors = colormaps["tab10"].colors
     for j, ((_, P), tj) in enumerate(zip(parsed, taus)):
         col = colors[j % len(colors)]
@@ -457,6 +459,63 @@ def plot_energy_slope(source, energy=None, slope=None, *, label: str | None = No
     ax2.set_ylabel("slope")
     ax2.set_xlabel("t")
     ax2.legend(fontsize="small")
+    return fig
+
+
+def plot_attack_curves(
+    times,
+    expected_loss,
+    accuracy,
+    *,
+    worst_case: float | None = None,
+    eps: float | None = None,
+    winf_times=None,
+    winf=None,
+) -> Figure:
+    """A distributional attack over time: expected loss, accuracy, and W∞(μ₀, μ_t) ≤ t.
+
+    Parameters
+    ----------
+    times, expected_loss, accuracy : arrays of shape (K+1,)
+        ∫ ℓ dμ_t and the accuracy on μ_t.
+    worst_case : float, optional
+        The inner problem's value Σ_i w_i sup_{B_ε(x_i)} ℓ (horizontal line).
+    eps : float, optional
+        The budget (vertical line).
+    winf_times, winf : arrays (m,), optional
+        Exact W∞(μ₀, μ_t), drawn against the bound t in a third panel.
+
+    Returns
+    -------
+    Figure with two axes (three when ``winf`` is given).
+    """
+    t = np.asarray(times, dtype=float).reshape(-1)
+    L = np.asarray(expected_loss, dtype=float).reshape(-1)
+    A = np.asarray(accuracy, dtype=float).reshape(-1)
+    if not (t.shape == L.shape == A.shape):
+        raise ValueError(f"times, expected_loss and accuracy must have equal shapes, got {t.shape}, {L.shape}, {A.shape}")
+    has_w = winf is not None and len(np.atleast_1d(winf)) > 0
+    fig = Figure(figsize=(5.0 * (3 if has_w else 2), 3.8), layout="constrained")
+    axes = fig.subplots(1, 3 if has_w else 2)
+    axes[0].plot(t, L, lw=2, label="attacked expected loss")
+    if worst_case is not None:
+        axes[0].axhline(worst_case, color="k", ls="--", lw=1, label=f"worst case {worst_case:.4g}")
+    axes[0].set_xlabel("t")
+    axes[0].set_ylabel(r"$\int \ell\, d\mu_t$")
+    axes[0].legend(fontsize="small")
+    axes[1].plot(t, A, color="C3", lw=2)
+    axes[1].set_xlabel("t")
+    axes[1].set_ylabel("accuracy")
+    for ax in axes[:2]:
+        if eps is not None:
+            ax.axvline(eps, color="0.5", ls=":", lw=1)
+    if has_w:
+        wt = np.asarray(winf_times, dtype=float).reshape(-1)
+        wv = np.asarray(winf, dtype=float).reshape(-1)
+        axes[2].plot(wt, wt, color="0.5", lw=1, label="bound t")
+        axes[2].plot(wt, wv, "o-", color="C2", label=r"$W_\infty(\mu_0, \mu_t)$")
+        axes[2].set_xlabel("t")
+        axes[2].legend(fontsize="small")
     return fig
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "check_energy_dissipation",
     "check_winf_lipschitz",
     "check_convergence",
+    "check_maximal_slope_mass",
     "corrupt_speed",
     "run_suite",
     "format_table",
@@ -224,6 +225,39 @@ def check_winf_lipschitz(result, *, max_times: int = 12, name: str = "winf_lipsc
         name, "W∞(μ_t, μ_s) ≤ |t − s| on all pairs of sampled times: max ratio",
         worst, 1 + LIPSCHITZ_ROUNDOFF, worst_pair=pair, pairs=n_pairs,
         method="exact winf" if exact else "labelled upper bound max_i ‖x_i(t) − x_i(s)‖",
+    )
+
+
+def check_maximal_slope_mass(result, *, rtol: float | None = None, min_mass: float = 0.99,
+                             name: str = "maximal_slope_mass") -> Check:
+    """η-mass of the particle curves that are curves of maximal slope within tolerance.
+
+    For every particle i, F_i(t) = V_i(x_i(t)) + ∫_0^t ‖∇V_i(x_i(r))‖_* dr (trapezoid on the stored
+    times) must not increase: its worst increase max_{s ≤ t} F_i(t) − F_i(s) is the curve's
+    dissipation defect. A curve counts when it is 1-Lipschitz (+1e-9) and its defect is
+    ≤ rtol · ∫_0^T ‖∇V_i‖_* + 1e-12, with ``rtol = 10 τ/T`` by default (Euler's O(τ) error).
+    Works with per-particle potentials (labels per data point), evaluated row by row.
+    """
+    t, P = _arrays(result)
+    if rtol is None:
+        rtol = 10.0 * float(result.tau) / max(float(result.T), 1e-300)
+    E = np.asarray(result.energies, dtype=float)  # (K+1, n)
+    S = np.asarray(result.slopes, dtype=float)
+    cum = np.zeros_like(S)
+    if len(t) > 1:
+        cum[1:] = np.cumsum(0.5 * (S[1:] + S[:-1]) * np.diff(t)[:, None], axis=0)
+    F = E + cum
+    defect = np.max(F - np.minimum.accumulate(F, axis=0), axis=0)  # (n,)
+    if len(t) > 1:
+        lip = np.max(_norm(np.diff(P, axis=0), result.p) / np.diff(t)[:, None], axis=0)
+    else:
+        lip = np.zeros(P.shape[1])
+    ok = (defect <= rtol * cum[-1] + 1e-12) & (lip <= 1 + LIPSCHITZ_ROUNDOFF)
+    mass = float(np.asarray(result.weights) @ ok)
+    return make_check(
+        name, "η-mass of curves of maximal slope (1-Lipschitz, dissipation defect ≤ rtol·∫‖∇V‖_*)",
+        mass, min_mass, ">=", rtol=rtol, n_curves=int(ok.size), n_failing=int((~ok).sum()),
+        max_defect=float(defect.max()), max_lipschitz=float(lip.max()),
     )
 
 

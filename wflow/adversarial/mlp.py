@@ -30,6 +30,10 @@ MODEL_NAMES = ("two_moons_relu", "two_moons_gelu")
 _MODEL_DIR = Path(__file__).resolve().parent / "models"
 _SQRT1_2 = 1.0 / np.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+#: rows per matrix product. Small products stay single-threaded in OpenBLAS: on a loaded
+#: machine its threads contend for the cores and a (2048, 20) @ (20, 20) product can be 100×
+#: slower than two (1024, 20) ones (measured; see BENCHMARKS.md, adversarial).
+BLOCK_ROWS = 1024
 
 
 def _act(name: str, s: np.ndarray) -> np.ndarray:
@@ -133,6 +137,11 @@ class MLP:
         return as_points(X, name, dim=self.dim), single
 
     def _logits(self, X: np.ndarray) -> np.ndarray:
+        if len(X) > BLOCK_ROWS:
+            z = np.empty(len(X))
+            for s in range(0, len(X), BLOCK_ROWS):
+                z[s:s + BLOCK_ROWS] = self._logits(X[s:s + BLOCK_ROWS])
+            return z
         h = X
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             h = _act(self.activation, h @ W + b)
@@ -140,6 +149,11 @@ class MLP:
 
     def _logits_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """z (n,) and ∂z/∂x (n, d) by one forward and one backward pass."""
+        if len(X) > BLOCK_ROWS:
+            z, g = np.empty(len(X)), np.empty(X.shape)
+            for s in range(0, len(X), BLOCK_ROWS):
+                z[s:s + BLOCK_ROWS], g[s:s + BLOCK_ROWS] = self._logits_and_grad(X[s:s + BLOCK_ROWS])
+            return z, g
         h, derivs = X, []
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             h, d = _act_and_deriv(self.activation, h @ W + b)

@@ -122,7 +122,7 @@ _SCHEMA: dict[str, dict] = {
         "c": lambda k, v: _number(k, v),
         "A": lambda k, v: _array(k, v, 2),
         "name": lambda k, v: _string(k, v),
-        "loss": lambda k, v: _string(k, v, ("mse", "bce", "cross_entropy")),
+        "loss": lambda k, v: _string(k, v, ("mse", "ce")),
     },
     "initial": {
         "kind": lambda k, v: _string(k, v, _INITIALS),
@@ -134,7 +134,8 @@ _SCHEMA: dict[str, dict] = {
         "points": lambda k, v: _array(k, v, 2),
         "weights": lambda k, v: _array(k, v, 1),
         "seed": lambda k, v: _number(k, v, low=0, integer=True),
-        "name": lambda k, v: _string(k, v),
+        "name": lambda k, v: _string(k, v, ("two_moons_test", "two_moons_train", "two_moons")),
+        "noise": lambda k, v: _number(k, v, low=0),
     },
     "flow": {
         "T": lambda k, v: _number(k, v, low=0),
@@ -247,7 +248,7 @@ def _cross_check(cfg: dict) -> None:
         "uniform": {"n", "low", "high", "seed"},
         "gaussian": {"n", "mean", "std", "seed"},
         "points": {"points", "weights"},
-        "dataset": {"name", "n", "seed"},
+        "dataset": {"name", "n", "seed", "noise"},
     }[ik]
     for key in ini:
         if key != "kind" and key not in allowed_i:
@@ -316,8 +317,7 @@ def build_potential(cfg: RunConfig):
         model = load_model(pot["name"])
     except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
         raise ConfigError(f"potential.name: {exc}") from None
-    loss = "mse" if pot.get("loss", "mse") == "mse" else "bce"
-    return _ModelPotential(model, loss, make_loss)
+    return _ModelPotential(model, pot.get("loss", "mse"), make_loss)
 
 
 class _ModelPotential:
@@ -327,8 +327,8 @@ class _ModelPotential:
         self.model, self.loss, self.make_loss = model, loss, make_loss
 
     def bind(self, X0):
-        y = (np.asarray(self.model.predict_proba(X0)).reshape(-1) >= 0.5).astype(float)
-        return -self.make_loss(self.model, y, self.loss)
+        """V = −loss with the labels the model predicts at the initial points (an attack)."""
+        return -self.make_loss(self.model, None, self.loss, x=X0)
 
 
 def build_initial(cfg: RunConfig, dim: int | None):
@@ -359,12 +359,18 @@ def build_initial(cfg: RunConfig, dim: int | None):
             return ParticleMeasure(X, ini.get("weights"))
         except ValueError as exc:
             raise ConfigError(f"initial.weights: {exc}") from None
-    # dataset
+    # dataset: the shipped two-moons split (first n points) or a fresh seeded sample
     try:
-        from .adversarial import two_moons
+        from .adversarial import load_two_moons, make_two_moons
     except ImportError:
         raise ConfigError("initial.kind = 'dataset' needs wflow.adversarial, which is not available") from None
-    X, _ = two_moons(n=n, noise=0.1, seed=ini.get("seed", 0))
+    if dim not in (None, 2):
+        raise ConfigError(f"initial.kind = 'dataset' gives 2-D points but the potential has dimension {dim}")
+    name = ini.get("name", "two_moons_test")
+    if name == "two_moons":
+        X, _ = make_two_moons(n=n, noise=float(ini.get("noise", 0.1)), seed=ini.get("seed", 0))
+    else:
+        X = load_two_moons()["X_test" if name == "two_moons_test" else "X_train"][:n]
     return ParticleMeasure(X)
 
 
@@ -459,7 +465,11 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False) -> dict:
     V = build_potential(cfg)
     dim = getattr(V, "dim", None) if not isinstance(V, _ModelPotential) else V.model.dim
     mu0 = build_initial(cfg, dim)
+    background = V  # what the figures draw behind the particles
     if isinstance(V, _ModelPotential):
+        from .demo import _ProbabilityField
+
+        background = _ProbabilityField(V.model)
         V = V.bind(mu0.points)
     fl = cfg.flow
     kwargs = {k: fl[k] for k in ("budget", "selection", "stride") if k in fl}
@@ -498,15 +508,17 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False) -> dict:
         )
 
         if "landscape" in figures:
-            fig = plot_landscape(V, res, budget=budget, norm=fl.get("norm", "linf"), max_curves=100)
+            fig = plot_landscape(background, res, budget=budget if mu0.n == 1 else None,
+                                 norm=fl.get("norm", "linf"), max_curves=100,
+                                 colorbar_label="V" if background is V else "P(class 1 | x)")
             files.append(os.path.basename(save_figure(fig, st.path("landscape.png"), dpi=dpi)))
         if "snapshots" in figures:
-            fig = plot_snapshots(res, potential=V)
+            fig = plot_snapshots(res, potential=background)
             files.append(os.path.basename(save_figure(fig, st.path("snapshots.png"), dpi=dpi)))
         if "energy" in figures:
             files.append(os.path.basename(save_figure(plot_energy_slope(res), st.path("energy.png"), dpi=dpi)))
         if "animation" in figures:
-            anim = animate_measure(res, potential=V, max_frames=outp.get("frames", 40))
+            anim = animate_measure(res, potential=background, max_frames=outp.get("frames", 40))
             save_animation(anim, st.path("animation.gif"), fps=8, dpi=60)
             files.append("animation.gif")
         if outp.get("save_npz", True):

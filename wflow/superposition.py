@@ -326,6 +326,9 @@ class CurveMeasure:
         mask = self.maximal_slope_mask(potential, norm, tol=tol, lip_tol=lip_tol, substeps=substeps)
         return float(self.weights[mask].sum())
 
+    #: alias: the η-mass of curves satisfying the differential inclusion within tolerance
+    inclusion_mass = maximal_slope_mass
+
 
 # ----------------------------------------------------------------------------------------------
 # construction
@@ -451,6 +454,8 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
             f"the coupling of snapshots {j} and {j + 1} misses their weights by {err:.3g} "
             f"(> {COUPLING_MASS_TOL:g}); refusing to glue an infeasible plan"
         )
+    if np.any(np.bincount(rows, mass, a.size) <= 0) or np.any(np.bincount(cols, mass, b.size) <= 0):
+        raise RuntimeError(f"the coupling of snapshots {j} and {j + 1} leaves an atom of positive weight uncoupled")
     # two proportional-fitting sweeps on the support remove the solver's round-off in the marginals
     for _ in range(2):
         mass = mass * (a / np.bincount(rows, mass, a.size))[rows]

@@ -215,6 +215,7 @@ def _project_l1_ball(y: np.ndarray, r: np.ndarray) -> np.ndarray:
     rho = y.shape[-1] - 1 - np.argmax(cond[:, ::-1], axis=-1)
     theta = np.take_along_axis(css, rho[:, None], axis=-1) / (rho[:, None] + 1.0)
     z = np.sign(y) * np.maximum(a - np.maximum(theta, 0.0), 0.0)
+    z[r == 0] = 0.0  # the formula needs r > 0 (no index satisfies the condition otherwise)
     return np.where(inside[:, None], y, z)
 
 
@@ -229,6 +230,11 @@ def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
     nrm = norm(y, p)
     out_rows = nrm > r
     z = y.copy()
+    if not out_rows.any():
+        return z
+    zero_radius = out_rows & (r == 0)
+    z[zero_radius] = 0.0
+    out_rows &= r > 0
     if not out_rows.any():
         return z
     a = a[out_rows]

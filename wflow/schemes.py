@@ -86,6 +86,8 @@ class EulerScheme:
         if self.p == np.inf and self.selection == "canonical":
             return self._sign_step(potential, X, tau, ball, out)
         g = potential._grad(X)
+        if not np.all(np.isfinite(g)):
+            raise ValueError("potential.grad returned non-finite values during the flow")
         g = steepest(-g, self.p, selection=self.selection, rng=rng)
         g *= tau
         np.add(X, g, out=out)
@@ -104,8 +106,8 @@ class EulerScheme:
         """
         g = potential._grad_into(X, out)
         mask = np.isnan(g)
-        if mask.any():
-            raise ValueError("potential.grad returned NaN during the flow")
+        if mask.any():  # (±inf still has a sign: the ℓ∞ step stays well defined)
+            raise ValueError("potential.grad returned non-finite values (NaN) during the flow")
         np.equal(g, 0.0, out=mask)
         has_zero = mask.any()
         np.copysign(tau, g, out=g)

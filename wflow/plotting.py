@@ -161,7 +161,7 @@ def plot_landscape(
     center=None,
     norm="linf",
     tau: float | None = None,
-    tau_boxes: bool = False,
+    tau_boxes: bool | Sequence[bool] = False,
     labels: Sequence[str] | None = None,
     levels: int = 30,
     resolution: int = 160,
@@ -191,9 +191,10 @@ def plot_landscape(
         The flow's norm (shape of the ε- and τ-balls: squares for ℓ∞).
     tau : float, optional
         Step size for the τ-balls (default: the FlowResult's ``tau``).
-    tau_boxes : bool
+    tau_boxes : bool or sequence of bool
         Draw the ball B_τ(x_k) around every iterate x_k of each drawn curve, the feasible set
-        of one minimizing-movement step, as in the paper's trajectory figures.
+        of one minimizing-movement step, as in the paper's trajectory figures (one flag per
+        trajectory source, or one for all).
 
     Returns
     -------
@@ -230,6 +231,9 @@ def plot_landscape(
         ax.contour(XX, YY, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
         fig.colorbar(cs, ax=ax, label=colorbar_label)
     colors = colormaps["tab10"].colors
+    box_flags = [bool(tau_boxes)] * len(parsed) if isinstance(tau_boxes, (bool, np.bool_)) else list(tau_boxes)
+    if len(box_flags) != len(parsed):
+        raise ValueError(f"tau_boxes must be a bool or one bool per trajectory source ({len(parsed)}), got {tau_boxes!r}")
     for j, ((_, P), tj) in enumerate(zip(parsed, taus)):
         col = colors[j % len(colors)]
         idx = np.linspace(0, P.shape[1] - 1, min(P.shape[1], max_curves)).round().astype(int)
@@ -238,7 +242,7 @@ def plot_landscape(
         ax.add_collection(LineCollection(segs, colors=[col], linewidths=1.2, label=lab))
         ax.plot(P[0, idx, 0], P[0, idx, 1], "o", color=col, ms=3, mfc="white")
         ax.plot(P[-1, idx, 0], P[-1, idx, 1], "o", color=col, ms=3)
-        if tau_boxes and tj is not None:
+        if box_flags[j] and tj is not None:
             boxes = [ball_patch(x, tj, norm) for curve in segs for x in curve[:-1]]
             ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor=col, linewidth=0.5, alpha=0.5))
     if budget is not None:

@@ -1,0 +1,144 @@
+"""IFGSM on a shipped two-moons classifier: numpy (wflow) vs batched PyTorch vs one point at a time.
+
+    python benchmarks/bench_ifgsm.py [--n 100000] [--steps 100] [--repeats 3] [--single 100]
+                                     [--models two_moons_relu two_moons_gelu]
+
+All three run the same attack: ℓ = squared error of the sigmoid output to the label predicted at
+the clean input, x_{k+1} = clip(x_k + α sign ∇ℓ(x_k), x − ε, x + ε), ε = 0.1, α = ε/steps.
+
+- ``numpy``: ``wflow.adversarial.ifgsm`` (storing only the final positions, ``stride=steps``);
+- ``torch batched``: the same loop written in PyTorch on the CPU over all points at once
+  (``mlp_to_torch`` of the same weights; float64 as numpy, and float32);
+- ``torch one at a time``: the loop run for each point separately with batch size 1, as the
+  paper's published code attacks points. It is timed on ``--single`` points and extrapolated
+  linearly to n (its cost is per point; stated in the output).
+
+Each batched variant is timed ``--repeats`` times side by side (interleaved) and the median is
+reported; the float64 torch result is compared with numpy's (max |Δ|). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wflow.adversarial import ifgsm, load_model, load_two_moons, make_two_moons  # noqa: E402
+
+EPS = 0.1
+
+
+def torch_ifgsm(net, X, y, eps, alpha, steps, dtype):
+    import torch
+
+    x0 = torch.as_tensor(X, dtype=dtype)
+    t = torch.as_tensor(y, dtype=dtype)
+    lo, hi = x0 - eps, x0 + eps
+    x = x0.clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = ((net(x)[:, 0] - t) ** 2).sum()
+        (g,) = torch.autograd.grad(loss, x)
+        x = torch.clamp(x.detach() + alpha * g.sign(), lo, hi)
+    return x.detach().numpy()
+
+
+def torch_one_at_a_time(net, X, y, eps, alpha, steps, dtype):
+    out = np.empty_like(X)
+    for i in range(len(X)):
+        out[i] = torch_ifgsm(net, X[i:i + 1], y[i:i + 1], eps, alpha, steps, dtype)[0]
+    return out
+
+
+def timed(fn):
+    t = time.perf_counter()
+    r = fn()
+    return time.perf_counter() - t, r
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--single", type=int, default=100, help="points timed one at a time (extrapolated)")
+    ap.add_argument("--models", nargs="+", default=["two_moons_relu", "two_moons_gelu"])
+    args = ap.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: pip install torch==2.13.0 (CPU build) to run this benchmark")
+        return 1
+    from wflow.adversarial import mlp_to_torch
+
+    D = load_two_moons()
+    X, _ = make_two_moons(args.n, 0.15, seed=123)  # n points from the data distribution
+    n, steps, alpha = args.n, args.steps, EPS / args.steps
+    print(f"IFGSM, n = {n} points, {steps} steps, ε = {EPS}, α = ε/{steps}; "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads; numpy {np.__version__}\n")
+    rows = ["| model | variant | time (s), median | per point-step (ns) | time / numpy time |",
+            "|---|---|---|---|---|"]
+    default_threads = torch.get_num_threads()
+    for name in args.models:
+        m = load_model(name)
+        assert m.accuracy(D["X_test"], D["y_test"]) >= 0.97
+        y = m.predict(X).astype(float)
+        net64, net32 = mlp_to_torch(m, torch.float64), mlp_to_torch(m, torch.float32)
+
+        def run_numpy(m=m):
+            return ifgsm(m, X, None, EPS, alpha, steps, stride=steps)
+
+        def run_torch(net, dtype, threads, y=y):
+            torch.set_num_threads(threads)
+            try:
+                return torch_ifgsm(net, X, y, EPS, alpha, steps, dtype)
+            finally:
+                torch.set_num_threads(default_threads)
+
+        variants = {
+            "numpy": run_numpy,
+            f"torch batched, float64, {default_threads} threads": lambda a=net64: run_torch(a, torch.float64, default_threads),
+            "torch batched, float64, 1 thread": lambda a=net64: run_torch(a, torch.float64, 1),
+            f"torch batched, float32, {default_threads} threads": lambda a=net32: run_torch(a, torch.float32, default_threads),
+            "torch batched, float32, 1 thread": lambda a=net32: run_torch(a, torch.float32, 1),
+        }
+        # warm-up (allocator, lazy initialization) on a small problem, untimed
+        torch_ifgsm(net32, X[:1000], y[:1000], EPS, alpha, 2, torch.float32)
+        torch_ifgsm(net64, X[:1000], y[:1000], EPS, alpha, 2, torch.float64)
+        ifgsm(m, X[:1000], None, EPS, alpha, 2)
+        times = {key: [] for key in variants}
+        res = {}
+        for _ in range(args.repeats):  # interleaved, so load changes hit all variants alike
+            for key, fn in variants.items():
+                dt, res[key] = timed(fn)
+                times[key].append(dt)
+        k = min(args.single, n)
+        torch.set_num_threads(1)  # one point per call: threads only add overhead
+        dt_single, _ = timed(lambda net=net32, y=y, k=k: torch_one_at_a_time(net, X[:k], y[:k], EPS, alpha, steps,
+                                                                          torch.float32))
+        torch.set_num_threads(default_threads)
+        med = {key: statistics.median(v) for key, v in times.items()}
+        est = dt_single * n / k
+        base = med["numpy"]
+        diff = np.abs(res["numpy"] - res["torch batched, float64, 1 thread"]).max()
+        pps = 1e9 / (n * steps)
+        for key in variants:
+            label = "numpy (wflow.adversarial.ifgsm)" if key == "numpy" else key
+            rows.append(f"| {name} | {label} | {med[key]:.2f} | {med[key] * pps:.0f} | {med[key] / base:.2f} |")
+        rows.append(f"| {name} | torch one point at a time, float32, 1 thread ({k} points timed, "
+                    f"×{n / k:g} extrapolated) | {est:.0f} | {est * pps:.0f} | {est / base:.0f} |")
+        print(f"{name}: all runs (s): " + "; ".join(f"{k_}: {[round(t, 2) for t in v]}" for k_, v in times.items())
+              + f"; one at a time, {k} points: {dt_single:.2f} s; max |numpy − torch float64| = {diff:.1e}")
+    print()
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--single", type=int, default=100, help="points timed one at a time (extrapolated)")
     ap.add_argument("--models", nargs="+", default=["two_moons_relu", "two_moons_gelu"])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1],
+                    help="torch intra-op thread counts to time (the numpy run uses wflow's defaults)")
+    ap.add_argument("--no-single", action="store_true", help="skip the one-at-a-time baseline")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -101,13 +104,11 @@ def main(argv=None) -> int:
             finally:
                 torch.set_num_threads(default_threads)
 
-        variants = {
-            "numpy": run_numpy,
-            f"torch batched, float64, {default_threads} threads": lambda a=net64: run_torch(a, torch.float64, default_threads),
-            "torch batched, float64, 1 thread": lambda a=net64: run_torch(a, torch.float64, 1),
-            f"torch batched, float32, {default_threads} threads": lambda a=net32: run_torch(a, torch.float32, default_threads),
-            "torch batched, float32, 1 thread": lambda a=net32: run_torch(a, torch.float32, 1),
-        }
+        variants = {"numpy": run_numpy}
+        for th in args.threads:
+            tag = f"{th} thread" + ("s" if th > 1 else "")
+            variants[f"torch batched, float64, {tag}"] = lambda a=net64, th=th: run_torch(a, torch.float64, th)
+            variants[f"torch batched, float32, {tag}"] = lambda a=net32, th=th: run_torch(a, torch.float32, th)
         # warm-up (allocator, lazy initialization) on a small problem, untimed
         torch_ifgsm(net32, X[:1000], y[:1000], EPS, alpha, 2, torch.float32)
         torch_ifgsm(net64, X[:1000], y[:1000], EPS, alpha, 2, torch.float64)
@@ -119,20 +120,24 @@ def main(argv=None) -> int:
                 dt, res[key] = timed(fn)
                 times[key].append(dt)
         k = min(args.single, n)
-        torch.set_num_threads(1)  # one point per call: threads only add overhead
-        dt_single, _ = timed(lambda net=net32, y=y, k=k: torch_one_at_a_time(net, X[:k], y[:k], EPS, alpha, steps,
-                                                                          torch.float32))
-        torch.set_num_threads(default_threads)
+        dt_single = np.nan
+        if not args.no_single:
+            torch.set_num_threads(1)  # one point per call: threads only add overhead
+            dt_single, _ = timed(lambda net=net32, y=y, k=k: torch_one_at_a_time(
+                net, X[:k], y[:k], EPS, alpha, steps, torch.float32))
+            torch.set_num_threads(default_threads)
         med = {key: statistics.median(v) for key, v in times.items()}
         est = dt_single * n / k
         base = med["numpy"]
-        diff = np.abs(res["numpy"] - res["torch batched, float64, 1 thread"]).max()
+        key64 = next(key for key in variants if "float64" in key)
+        diff = np.abs(res["numpy"] - res[key64]).max()
         pps = 1e9 / (n * steps)
         for key in variants:
             label = "numpy (wflow.adversarial.ifgsm)" if key == "numpy" else key
             rows.append(f"| {name} | {label} | {med[key]:.2f} | {med[key] * pps:.0f} | {med[key] / base:.2f} |")
-        rows.append(f"| {name} | torch one point at a time, float32, 1 thread ({k} points timed, "
-                    f"×{n / k:g} extrapolated) | {est:.0f} | {est * pps:.0f} | {est / base:.0f} |")
+        if not args.no_single:
+            rows.append(f"| {name} | torch one point at a time, float32, 1 thread ({k} points timed, "
+                        f"×{n / k:g} extrapolated) | {est:.0f} | {est * pps:.0f} | {est / base:.0f} |")
         print(f"{name}: all runs (s): " + "; ".join(f"{k_}: {[round(t, 2) for t in v]}" for k_, v in times.items())
               + f"; one at a time, {k} points: {dt_single:.2f} s; max |numpy − torch float64| = {diff:.1e}")
     print()

@@ -190,7 +190,11 @@ def _attack_demo(out, *, quick: bool, progress: bool, seed: int) -> dict:
     x_single = np.array([0.45, 0.3])
     y_single = float(model.predict(x_single[None])[0])
     V_single = -make_loss(model, y_single, "mse")
-    single = solve_flow(V_single, x_single, T=1.0, tau=0.025, budget=0.25)
+    single = [solve_flow(V_single, x_single, T=1.0, tau=0.025, budget=0.25)]
+    single_labels = ["IFGSM, τ = 0.025"]
+    if available("minmove"):
+        single.append(solve_flow(V_single, x_single, T=1.0, tau=0.025, budget=0.25, scheme="minmove"))
+        single_labels.append("minimizing movement, τ = 0.025")
 
     report = {
         "wflow_version": __version__,
@@ -238,7 +242,8 @@ def _attack_demo(out, *, quick: bool, progress: bool, seed: int) -> dict:
             xlim=(-1.6, 2.6), ylim=(-1.2, 1.7), cmap="coolwarm", levels=20, colorbar_label="P(class 1 | x)", resolution=100 if quick else 160,
             title=f"attack flow to ε = {eps:g} on P(class 1 | x)"), dpi)
         _save(st, "single_point.png", plot_landscape(
-            V_single, single, budget=0.25, tau_boxes=True, labels=["IFGSM, τ = 0.025"],
+            V_single, single, budget=0.25, center=x_single, tau_boxes=[True] + [False] * (len(single) - 1),
+            labels=single_labels,
             xlim=(0.1, 0.8), ylim=(-0.05, 0.65), resolution=80 if quick else 120,
             title="x₀ = (0.45, 0.3), ε = 0.25: V = −loss"), dpi)
         _save(st, "snapshots.png", plot_snapshots(res, potential=field, n_panels=4), dpi)

@@ -122,3 +122,35 @@ def test_shipped_example_configs_are_valid():
     for c in configs:
         cfg = load_config(c)
         assert cfg.flow["tau"] > 0
+
+
+def test_model_config_attacks_with_predicted_labels(tmp_path):
+    pytest.importorskip("wflow.adversarial.distributional")
+    path = _write(tmp_path, """
+        [potential]
+        kind = "model"
+        name = "two_moons_gelu"
+
+        [initial]
+        kind = "dataset"
+        n = 30
+
+        [flow]
+        T = 0.05
+        tau = 0.01
+        budget = 0.05
+
+        [output]
+        figures = ["landscape"]
+        save_npz = false
+        """)
+    out = tmp_path / "o"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["landscape.png", "report.json", "report.md"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["all_passed"]
+    # the attack raises the loss: V = −loss decreases from t = 0 to T
+    assert report["summary"]["energy_end"] < report["summary"]["energy_start"]
+    bad = _write(tmp_path, "[potential]\nkind = \"model\"\nname = \"no_such_model\"\n[flow]\nT = 1\ntau = 0.1\n", "b.toml")
+    assert main(["run", str(bad), "--out", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()

@@ -463,7 +463,7 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
     return rows, cols, mass
 
 
-def superpose_snapshots(measures, times, norm="linf", *, tie_break: str = "w2",
+def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None = "w2",
                         gluing: str = "interval", max_curves: int | None = None) -> CurveMeasure:
     """η on piecewise-linear curves from unlabelled snapshots μ_{t_0}, …, μ_{t_K}.
 
@@ -526,7 +526,7 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str = "w2",
         raise ValueError(f"gluing must be 'interval' or 'product', got {gluing!r}")
     if max_curves is not None:
         max_curves = integer(max_curves, "max_curves", low=1)
-    if not isinstance(tie_break, str):
+    if tie_break is not None and not isinstance(tie_break, str):
         raise TypeError(f"tie_break must be a string, got {type(tie_break).__name__}")
     from .transport import optimal_coupling
 

@@ -217,7 +217,7 @@ def check_winf_lipschitz(result, *, max_times: int = 12, name: str = "winf_lipsc
         if t[b] <= t[a]:
             continue
         if exact:
-            d = winf(ParticleMeasure(P[a], result.weights), ParticleMeasure(P[b], result.weights), norm=result.norm)
+            d = winf(ParticleMeasure(P[a], result.weights), ParticleMeasure(P[b], result.weights), norm=result.p)
         else:
             d = float(np.max(_norm(P[b] - P[a], result.p)))
         ratio = d / (t[b] - t[a])
@@ -388,7 +388,7 @@ def check_marginals_from_snapshots(result, *, n_snapshots=11, seed=0, name="marg
     for k in ks:
         perm = rng.permutation(P.shape[1])
         snaps.append(ParticleMeasure(P[k][perm], np.asarray(result.weights)[perm]))
-    eta = superpose_snapshots(snaps, t[ks], norm=result.norm)
+    eta = superpose_snapshots(snaps, t[ks], norm=result.p)
     rep = check_marginals(eta, snaps, t[ks])
     return make_check(name, "representing measure from shuffled snapshots: max_k W∞((e_t)_#η, μ_t)",
                       rep.max_winf, rep.tolerance, n_curves=int(eta.n_curves), n_snapshots=len(snaps),

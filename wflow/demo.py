@@ -252,7 +252,8 @@ def _attack_demo(out, *, quick: bool, progress: bool, seed: int) -> dict:
             winf_times=att.winf_times, winf=att.winf), dpi)
         _save(st, "energy.png", plot_energy_slope(res), dpi)
         if eta is not None:
-            fig = plot_curve_measure(eta, potential=field, max_curves=600 if quick else 2000)
+            fig = plot_curve_measure(eta, potential=field, max_curves=600 if quick else 2000,
+                                     title=f"η from {len(snaps)} shuffled snapshots: {eta.n_curves} curves")
         else:  # no superposition module: the labelled particle curves
             fig = plot_curve_measure((np.moveaxis(res.positions[ks], 0, 1), res.weights))
         _save(st, "representing_measure.png", fig, dpi)

@@ -156,7 +156,10 @@ def distributional_attack(
     labels = np.asarray(L.labels, dtype=float)
     winf = None
     if n_winf:
-        from ..transport import winf  # noqa: PLC0415 - optional until wflow.transport is present
+        try:
+            from ..transport import winf
+        except ImportError as exc:
+            raise ImportError(f"n_winf > 0 needs the exact W∞ of wflow.transport ({exc}); pass n_winf=0") from None
 
     res = solve_flow(-L, mu, T=eps, tau=tau, norm=norm, scheme=scheme, budget=eps, seed=seed, **flow_options)
     expected = -res.energy_curve()

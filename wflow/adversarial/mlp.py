@@ -52,6 +52,39 @@ def _act_and_deriv(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s * cdf, cdf + s * pdf
 
 
+def _act_inplace(name: str, s: np.ndarray) -> np.ndarray:
+    """a(s), overwriting s (the same arithmetic as :func:`_act`)."""
+    if name == "relu":
+        return np.maximum(s, 0.0, out=s)
+    cdf = np.multiply(s, _SQRT1_2)
+    erf(cdf, out=cdf)
+    cdf += 1.0
+    s *= 0.5
+    s *= cdf
+    return s
+
+
+def _act_and_deriv_inplace(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a(s) (overwriting s) and a'(s), with as few temporaries as possible."""
+    d = np.empty_like(s)
+    if name == "relu":
+        np.greater(s, 0.0, out=d)
+        s *= d
+        return s, d
+    cdf = np.multiply(s, _SQRT1_2)
+    erf(cdf, out=cdf)
+    cdf += 1.0
+    cdf *= 0.5
+    np.multiply(s, s, out=d)
+    d *= -0.5
+    np.exp(d, out=d)
+    d *= _INV_SQRT_2PI
+    d *= s
+    d += cdf
+    s *= cdf
+    return s, d
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """σ(z) = 1 / (1 + e^{−z}), computed without overflow for large |z|."""
     z = np.asarray(z, dtype=float)
@@ -100,7 +133,7 @@ class MLP:
         if Ws[-1].shape[1] != 1:
             raise ValueError(f"the last layer must have one output (a logit), got {Ws[-1].shape[1]}")
         self.weights, self.biases, self.activation = Ws, bs, activation
-        self._wlast = np.ascontiguousarray(Ws[-1][:, 0])
+        self._refresh()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -136,15 +169,49 @@ class MLP:
         single = np.ndim(X) == 1
         return as_points(X, name, dim=self.dim), single
 
+    def _refresh(self) -> None:
+        """Drop the cached transposes/tiled biases (call after changing the weights in place)."""
+        self._fast = None
+        self._wlast = np.ascontiguousarray(self.weights[-1][:, 0])
+
+    def _cache(self, rows: int) -> dict:
+        """Hot-path constants: contiguous Wᵀ, and biases tiled over ``rows`` rows as flat arrays.
+
+        Adding a (w,) row to an (n, w) array broadcasts with an inner loop of length w = 20,
+        about 3× slower than a flat add of a tiled copy; the same holds for scaling by w_L.
+        """
+        c = getattr(self, "_fast", None)
+        if c is None or c["rows"] < rows:
+            rows = max(rows, BLOCK_ROWS)
+            c = {
+                "rows": rows,
+                "WT": [np.ascontiguousarray(W.T) for W in self.weights],
+                "btile": [np.tile(b, rows) for b in self.biases[:-1]],
+                "wtile": np.tile(self._wlast, rows),
+            }
+            self._fast = c
+        return c
+
+    def _hidden(self, X: np.ndarray, c: dict, derivs: list | None):
+        h = X
+        for W, bt in zip(self.weights[:-1], c["btile"]):
+            s = h @ W
+            flat = s.reshape(-1)
+            flat += bt[:flat.size]
+            if derivs is None:
+                h = _act_inplace(self.activation, s)
+            else:
+                h, d = _act_and_deriv_inplace(self.activation, s)
+                derivs.append(d)
+        return h
+
     def _logits(self, X: np.ndarray) -> np.ndarray:
         if len(X) > BLOCK_ROWS:
             z = np.empty(len(X))
             for s in range(0, len(X), BLOCK_ROWS):
                 z[s:s + BLOCK_ROWS] = self._logits(X[s:s + BLOCK_ROWS])
             return z
-        h = X
-        for W, b in zip(self.weights[:-1], self.biases[:-1]):
-            h = _act(self.activation, h @ W + b)
+        h = self._hidden(X, self._cache(len(X)), None)
         return h @ self._wlast + self.biases[-1][0]
 
     def _logits_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,17 +221,19 @@ class MLP:
             for s in range(0, len(X), BLOCK_ROWS):
                 z[s:s + BLOCK_ROWS], g[s:s + BLOCK_ROWS] = self._logits_and_grad(X[s:s + BLOCK_ROWS])
             return z, g
-        h, derivs = X, []
-        for W, b in zip(self.weights[:-1], self.biases[:-1]):
-            h, d = _act_and_deriv(self.activation, h @ W + b)
-            derivs.append(d)
+        c = self._cache(len(X))
+        derivs: list = []
+        h = self._hidden(X, c, derivs)
         z = h @ self._wlast + self.biases[-1][0]
-        delta = derivs[-1] * self._wlast if derivs else np.broadcast_to(self._wlast, X.shape).copy()
+        if not derivs:
+            return z, np.broadcast_to(self._wlast, X.shape).copy()
+        delta = derivs[-1]  # becomes a'(s_L) ⊙ w_L in place (not needed afterwards)
+        flat = delta.reshape(-1)
+        flat *= c["wtile"][:flat.size]
         for i in range(len(derivs) - 1, 0, -1):
-            delta = delta @ self.weights[i].T
+            delta = delta @ c["WT"][i]
             delta *= derivs[i - 1]
-        g = delta @ self.weights[0].T if derivs else delta
-        return z, g
+        return z, delta @ c["WT"][0]
 
     def logits(self, X) -> np.ndarray:
         """Logits z(x): (n, d) → (n,) ((d,) → ())."""
@@ -194,14 +263,19 @@ class MLP:
         return float(np.mean(self.predict(X) == y))
 
     # -- parameter gradients (training) -----------------------------------------------------
-    def _param_grads(self, X: np.ndarray, dz: np.ndarray) -> tuple[list, list]:
-        """∂/∂θ of Σ_i dz_i z(x_i): lists of arrays shaped like weights and biases."""
+    def _forward(self, X: np.ndarray) -> tuple[list, list, np.ndarray]:
+        """Plain (uncached) forward pass for training: activations, derivatives, logits."""
         hs, derivs = [X], []
         h = X
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
             h, d = _act_and_deriv(self.activation, h @ W + b)
             hs.append(h)
             derivs.append(d)
+        return hs, derivs, h @ self.weights[-1][:, 0] + self.biases[-1][0]
+
+    def _param_grads(self, X: np.ndarray, dz: np.ndarray, fwd=None) -> tuple[list, list]:
+        """∂/∂θ of Σ_i dz_i z(x_i): lists of arrays shaped like weights and biases."""
+        hs, derivs, _ = self._forward(X) if fwd is None else fwd
         gW = [None] * len(self.weights)
         gb = [None] * len(self.weights)
         delta = dz[:, None]

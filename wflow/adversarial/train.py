@@ -80,8 +80,8 @@ def train(
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
             Xb, yb = X[idx], y[idx]
-            z = net._logits(Xb)
-            gW, gb = net._param_grads(Xb, L._dloss(z, yb) / len(idx))
+            fwd = net._forward(Xb)
+            gW, gb = net._param_grads(Xb, L._dloss(fwd[2], yb) / len(idx), fwd)
             t += 1
             for p, g, mi, vi in zip(params, gW + gb, m, v):
                 mi *= b1
@@ -89,6 +89,6 @@ def train(
                 vi *= b2
                 vi += (1 - b2) * g * g
                 p -= lr * (mi / (1 - b1**t)) / (np.sqrt(vi / (1 - b2**t)) + adam_eps)
-        net._wlast = np.ascontiguousarray(net.weights[-1][:, 0])
+        net._refresh()  # the weights changed in place: drop cached transposes/tiles
         history[e] = float(np.mean(L._loss(net._logits(X), y)))
     return net, history

@@ -471,7 +471,7 @@ def run_suite(*, quick: bool = False, corrupt: str | None = None, progress: bool
         rows.append(check_energy_dissipation(res, name=f"energy_dissipation[{label}]"))
         rows.append(check_winf_lipschitz(res, max_times=8 if quick else 12, name=f"winf_lipschitz[{label}]"))
         rows.append(check_maximal_slope_mass(res, min_mass=1 - 1e-9, name=f"maximal_slope_mass[{label}]"))
-        if exact_winf and label != "quadratic":  # (quadratic: particles merge at 0, many ties)
+        if exact_winf:
             rows.append(check_marginals_from_snapshots(res, name=f"marginals[{label}]"))
         rows[-1].details["seconds"] = time.perf_counter() - t0
         bar.update(1)

@@ -175,6 +175,40 @@ def test_l2_local_and_global_agree_and_beat_every_grid_point():
     assert np.all(norm(Zl - X, 2) <= tau * (1 + 1e-12)) and np.all(norm(Zg - X, 2) <= tau * (1 + 1e-12))
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10**6), d=st.integers(2, 5), budget=st.booleans())
+def test_local_solver_on_convex_quadratics_reaches_the_unique_minimum(seed, d, budget):
+    """Non-separable positive definite V: the step problem is a convex QP over a box, so the
+    local solver must find its unique minimum (checked against L-BFGS-B with bounds)."""
+    rng = np.random.default_rng(seed)
+    B = rng.normal(size=(d, d))
+    V = Quadratic(B @ B.T + 0.1 * np.eye(d), b=rng.normal(size=d))
+    X = rng.uniform(-1, 1, (4, d))
+    tau = rng.uniform(0.02, 0.5)
+    kw = dict(budget=0.3, center=X + 0.1) if budget else {}
+    Z, info = minmove_step(V, X, tau, inner="local", max_iter=200, max_evals=None, **kw)
+    lo, hi = X - tau, X + tau
+    if budget:
+        lo, hi = np.maximum(lo, X + 0.1 - 0.3), np.minimum(hi, X + 0.1 + 0.3)
+    for i in range(len(X)):
+        r = minimize(V.value, X[i], jac=V.grad, method="L-BFGS-B", bounds=list(zip(lo[i], hi[i])),
+                     options={"ftol": 1e-15, "gtol": 1e-13, "maxiter": 2000})
+        # both solve the same strongly convex problem; 1e-8 covers L-BFGS-B's stopping tolerance
+        assert abs(info["energy"][i] - r.fun) <= 1e-8 * (1 + abs(r.fun))
+    assert MinMoveScheme().solver_for(V, False) == "local"
+    assert MinMoveScheme().solver_for(Quadratic(np.diag(np.arange(1.0, d + 1))) + Linear(np.ones(d)), True) == "exact"
+
+
+def test_lp_linear_step_is_the_steepest_vertex():
+    a = np.array([1.0, -2.0, 0.5])
+    X = np.array([[0.1, 0.2, 0.3], [-1.0, 0.0, 2.0]])
+    for p in (1.0, 3.0, 2.0):
+        Z, info = minmove_step(Linear(a), X, 0.2, norm=p)
+        np.testing.assert_allclose(Z, X + 0.2 * wflow.norms.steepest(-a, p), rtol=0, atol=1e-15)
+        # the minimum of ⟨a, ·⟩ over the τ-ball is ⟨a, x⟩ − τ‖a‖_q
+        np.testing.assert_allclose(info["energy"], X @ a - 0.2 * wflow.norms.dual_norm(a, p), atol=1e-14)
+
+
 # ---------------------------------------------------------------------------------------
 # constraints, monotonicity and records along whole flows
 # ---------------------------------------------------------------------------------------

@@ -72,10 +72,14 @@ MASS_TOL = WEIGHT_SUM_TOL
 MARGINAL_TOL = 1e-11
 #: use a dense n×m distance matrix for the bottleneck search up to this many entries
 DENSE_MAX = 25_000_000
-#: entries per block when building distance matrices
-_BLOCK = 4_000_000
+#: entries per block when building distance matrices (cache-sized: fresh pages are slow)
+_BLOCK = 65_536
 #: lower bounds that are not computed by the exact distance routine are shrunk by this
 _LB_SAFETY = 1.0 - 1e-12
+#: where in the bracket [lo, hi) the bottleneck search tests (fraction of the candidates)
+_FRACTION = 0.1
+#: edges added per missing neighbour when the sparse threshold graph is enlarged
+_ADD = 16
 
 
 # ------------------------------------------------------------------------------------------
@@ -150,7 +154,7 @@ def cost_matrix(X, Y, norm="l2") -> np.ndarray:
     Returns
     -------
     C : ndarray, shape (n, m), float64
-        Built in row blocks of about 4·10⁶ entries, one coordinate at a time (no (n, m, d)
+        Built in cache-sized row blocks, one coordinate at a time (no (n, m, d)
         temporary). Values are bit-for-bit those used by :func:`winf`.
     """
     q = parse_norm(norm)
@@ -311,15 +315,17 @@ def _winf_1d(x: np.ndarray, a: np.ndarray, y: np.ndarray, b: np.ndarray):
 # threshold graphs and matchings (uniform weights, equal sizes)
 # ------------------------------------------------------------------------------------------
 class _Edges:
-    """All pairs (i, j) with ‖x_i − y_j‖ ≤ t, from a dense matrix or a KD-tree (cached)."""
+    """Pairs (i, j) with ‖x_i − y_j‖ ≤ t, from a dense matrix (n m ≤ ``DENSE_MAX``) or KD-trees.
+
+    Every returned distance is recomputed by :func:`_pair_dist` (KD-tree distances are
+    only used to find candidates, with a slightly inflated radius).
+    """
 
     def __init__(self, X, Y, q):
         self.X, self.Y, self.q = X, Y, q
         n, m = len(X), len(Y)
         self.dense = n * m <= DENSE_MAX
         self.D = _cost(X, Y, q) if self.dense else None
-        self.cache_t = -np.inf
-        self.cache = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
         self._tx = self._ty = None
 
     def trees(self):
@@ -330,53 +336,78 @@ class _Edges:
         return self._tx, self._ty
 
     def upto(self, t: float):
-        """(ii, jj, dist) with dist ≤ t."""
-        if t <= self.cache_t:
-            ii, jj, d = self.cache
-            k = d <= t
-            return ii[k], jj[k], d[k]
+        """All (ii, jj, dist) with dist ≤ t."""
         if self.dense:
             ii, jj = np.nonzero(self.D <= t)
-            d = self.D[ii, jj]
-        else:
-            tx, ty = self.trees()
-            r = t * (1 + 1e-9) + 1e-300
-            res = tx.sparse_distance_matrix(ty, r, p=self.q, output_type="ndarray")
-            ii = res["i"].astype(np.intp)
-            jj = res["j"].astype(np.intp)
-            d = _pair_dist(self.X, self.Y, ii, jj, self.q)
-            k = d <= t
-            ii, jj, d = ii[k], jj[k], d[k]
-        self.cache_t, self.cache = t, (ii, jj, d)
-        return ii, jj, d
+            return ii, jj, self.D[ii, jj]
+        return self.rows_upto(np.arange(len(self.X)), t)
 
-    def in_range(self, lo: float, hi: float) -> np.ndarray:
-        """Distances d with lo ≤ d < hi (hi must be ≤ a threshold already built)."""
+    def rows_upto(self, A: np.ndarray, t: float):
+        """(ii, jj, dist) with ii ∈ A and dist ≤ t."""
         if self.dense:
-            D = self.D
-            return D[(D >= lo) & (D < hi)]
-        _, _, d = self.upto(hi)
-        return d[(d >= lo) & (d < hi)]
-
-    def nearest(self, A: np.ndarray, to_y: bool = True) -> np.ndarray:
-        """For every y (or x): min over a ∈ A (atoms of the other side) of the distance."""
-        if self.dense:
-            return self.D[A].min(axis=0) if to_y else self.D[:, A].min(axis=1)
+            r, jj = np.nonzero(self.D[A] <= t)
+            ii = A[r]
+            return ii, jj, self.D[ii, jj]
         from scipy.spatial import cKDTree
 
-        src, dst = (self.X, self.Y) if to_y else (self.Y, self.X)
-        _, k = cKDTree(src[A]).query(dst, k=1, p=self.q)
-        idx = np.arange(len(dst))
-        if to_y:
-            return _pair_dist(self.X, self.Y, A[k], idx, self.q)
-        return _pair_dist(self.X, self.Y, idx, A[k], self.q)
+        _, ty = self.trees()
+        tree = self._tx if len(A) == len(self.X) else cKDTree(self.X[A])
+        res = tree.sparse_distance_matrix(ty, t * (1 + 1e-9) + 1e-300, p=self.q, output_type="ndarray")
+        ii = A[res["i"].astype(np.intp)]
+        jj = res["j"].astype(np.intp)
+        d = _pair_dist(self.X, self.Y, ii, jj, self.q)
+        k = d <= t
+        return ii[k], jj[k], d[k]
+
+    def knn(self, k: int):
+        """(ii, jj, dist): the k nearest y of every x and the k nearest x of every y."""
+        n, m = len(self.X), len(self.Y)
+        k = min(k, n, m)
+        if self.dense and self.X.shape[1] > 8:
+            jx = np.argpartition(self.D, k - 1, axis=1)[:, :k]
+            iy = np.argpartition(self.D.T, k - 1, axis=1)[:, :k].T
+            ii = np.concatenate([np.repeat(np.arange(n), k), iy.ravel()])
+            jj = np.concatenate([jx.ravel(), np.tile(np.arange(m), k)])
+        else:
+            tx, ty = self.trees()
+            _, jx = ty.query(self.X, k=k, p=self.q)
+            _, iy = tx.query(self.Y, k=k, p=self.q)
+            jx, iy = jx.reshape(n, k), iy.reshape(m, k)
+            ii = np.concatenate([np.repeat(np.arange(n), k), iy.ravel()])
+            jj = np.concatenate([jx.ravel(), np.repeat(np.arange(m), k)])
+        return ii, jj, _pair_dist(self.X, self.Y, ii, jj, self.q)
+
+    def in_range(self, lo: float, hi: float) -> np.ndarray:
+        """Distances d with lo ≤ d < hi (dense mode only)."""
+        D = self.D
+        return D[(D >= lo) & (D < hi)]
+
+    def nearest(self, A: np.ndarray, k: int = 1):
+        """For every y, the k atoms a ∈ A nearest to y: (dist (m, k), a (m, k)), sorted."""
+        m = len(self.Y)
+        k = min(k, len(A))
+        if self.dense:
+            DA = self.D[A]
+            if k == 1:
+                idx = DA.argmin(axis=0)[:, None]
+            else:
+                idx = np.argpartition(DA, k - 1, axis=0)[:k].T
+        else:
+            from scipy.spatial import cKDTree
+
+            _, idx = cKDTree(self.X[A]).query(self.Y, k=k, p=self.q)
+            idx = idx.reshape(m, k)
+        a = A[idx]
+        d = _pair_dist(self.X, self.Y, a.ravel(), np.repeat(np.arange(m), k), self.q).reshape(m, k)
+        o = np.argsort(d, axis=1, kind="stable")
+        return np.take_along_axis(d, o, 1), np.take_along_axis(a, o, 1)
 
 
 def _augment(n: int, ii, jj, mate_x, mate_y) -> None:
     """Extend a matching to a maximum matching of the bipartite graph (ii, jj), in place.
 
     Max-flow on the residual network of the current matching: source → free x, x → y for
-    non-matching edges, y → mate(y) for matching edges, free y → sink (Dinic).
+    non-matching edges, y → mate(y) for matching edges, free y → sink (scipy's Dinic).
     """
     free_x = np.flatnonzero(mate_x < 0)
     free_y = np.flatnonzero(mate_y < 0)
@@ -388,7 +419,6 @@ def _augment(n: int, ii, jj, mate_x, mate_y) -> None:
     rows = np.concatenate([np.full(len(free_x), s), ii[nonm], n + mate_x[mx], n + free_y])
     cols = np.concatenate([free_x, n + jj[nonm], mx, np.full(len(free_y), t)])
     G = sp.csr_array((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
-    G.sum_duplicates()
     res = maximum_flow(G, s, t, method="dinic")
     if res.flow_value == 0:
         return
@@ -399,8 +429,12 @@ def _augment(n: int, ii, jj, mate_x, mate_y) -> None:
     mate_y[ys] = xs
 
 
-def _hall_violator(n: int, ii, jj, mate_x, mate_y) -> np.ndarray:
-    """Atoms x reachable from a free x by alternating paths (a Hall violator if matching is maximum)."""
+def _hall_violator(n: int, ii, jj, mate_x):
+    """Atoms x and y reachable from a free x by alternating paths in the graph (ii, jj).
+
+    When the matching is maximum, the x-set A has |N(A)| < |A| (a Hall violator) and the
+    y-set is N(A).
+    """
     free_x = np.flatnonzero(mate_x < 0)
     s = 2 * n
     nonm = mate_x[ii] != jj
@@ -409,81 +443,146 @@ def _hall_violator(n: int, ii, jj, mate_x, mate_y) -> np.ndarray:
     cols = np.concatenate([free_x, n + jj[nonm], mx])
     G = sp.csr_array((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(2 * n + 1, 2 * n + 1))
     order = breadth_first_order(G, s, directed=True, return_predecessors=False)
-    return order[(order < n)]
+    return order[order < n], order[(order >= n) & (order < 2 * n)] - n
+
+
+def _rank_matching(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """A cheap assignment: recursive median splits, cycling through the coordinates.
+
+    Both clouds are split into halves of equal sizes at every level (by rank), so cell c of X
+    and cell c of Y always hold the same number of points; at depth ⌈log2 n⌉ every cell holds
+    one point, and x is paired with the y of its cell. For product-like measures this is a
+    discrete Knothe–Rosenblatt map (a good upper bound for W∞); it is only a warm start.
+    """
+    n, d = X.shape
+    gx = np.zeros(n, dtype=np.int64)
+    gy = np.zeros(n, dtype=np.int64)
+    level = 0
+    while True:
+        k = level % d
+        ox = np.lexsort((X[:, k], gx))
+        oy = np.lexsort((Y[:, k], gy))
+        g_sorted = gx[ox]  # equal to gy[oy]: same group sizes on both sides
+        start = np.searchsorted(g_sorted, g_sorted, side="left")
+        size = np.searchsorted(g_sorted, g_sorted, side="right") - start
+        rank = np.arange(n) - start
+        if np.all(size == 1):
+            break
+        # group ids stay sorted-compatible: (old id, half)
+        new = 2 * g_sorted + (rank >= size // 2)
+        new = np.concatenate([[0], np.cumsum(new[1:] != new[:-1])])  # nondecreasing: relabel
+        gx[ox] = new
+        gy[oy] = new
+        level += 1
+    perm = np.empty(n, dtype=np.intp)
+    perm[ox] = oy
+    return perm
 
 
 def _projection_bound(X, Y, q: float) -> float:
-    """max over a few directions u of W∞ of the 1-D projections, divided by ‖u‖_* (a lower bound)."""
+    """max over a few directions u of W∞ of the 1-D projections, divided by ‖u‖_*.
+
+    |⟨u, x − y⟩| ≤ ‖u‖_* ‖x − y‖, so projecting a coupling shows this is a lower bound.
+    """
     d = X.shape[1]
     qs = dual_exponent(q)
     dirs = [np.eye(d)[k] for k in range(min(d, 16))]
     if d > 1:
         dirs.append(np.ones(d))
-        c = np.concatenate([X, Y]) - np.concatenate([X, Y]).mean(axis=0)
+        c = np.concatenate([X, Y])
+        c = c - c.mean(axis=0)
         if len(c) > 2:
-            v = np.linalg.svd(c[:: max(1, len(c) // 2000)], full_matrices=False)[2][0]
-            dirs.append(v)
+            dirs.append(np.linalg.svd(c[:: max(1, len(c) // 2000)], full_matrices=False)[2][0])
     best = 0.0
     for u in dirs:
-        nu_ = np.linalg.norm(u, ord=qs) if qs != np.inf else np.abs(u).max()
-        if nu_ == 0:
-            continue
-        px, py = np.sort(X @ u), np.sort(Y @ u)
-        best = max(best, float(np.abs(px - py).max() / nu_))
+        un = np.abs(u).max() if qs == np.inf else np.linalg.norm(u, ord=qs)
+        if un > 0:
+            best = max(best, float(np.abs(np.sort(X @ u) - np.sort(Y @ u)).max() / un))
     return best
 
 
-def _bottleneck(X: np.ndarray, Y: np.ndarray, q: float):
-    """Exact bottleneck assignment of two equal-size point sets. Returns (value, perm)."""
+def _bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8):
+    """Exact bottleneck assignment of two equal-size point sets. Returns (value, perm).
+
+    Threshold tests run on a sparse subgraph H ⊆ G_t (k nearest neighbours, the warm-start
+    matching, edges added on demand). A perfect matching in H certifies t; a Hall violator A
+    of H whose bound t_A exceeds t certifies infeasibility; otherwise all G_t-edges at A are
+    added to H and the test is repeated (finitely often: H only grows).
+    """
     n = len(X)
     E = _Edges(X, Y, q)
-    # lower bounds
+    ar = np.arange(n)
+    # ---- lower bounds
     if E.dense:
-        lb_nn = max(E.D.min(axis=1).max(), E.D.min(axis=0).max())
+        lo = float(max(E.D.min(axis=1).max(), E.D.min(axis=0).max()))
     else:
         tx, ty = E.trees()
         _, jy = ty.query(X, k=1, p=q)
         _, ix = tx.query(Y, k=1, p=q)
-        ar = np.arange(n)
-        lb_nn = max(_pair_dist(X, Y, ar, jy, q).max(), _pair_dist(X, Y, ix, ar, q).max()) * _LB_SAFETY
-    lo = max(float(lb_nn), _projection_bound(X, Y, q) * _LB_SAFETY)
-    hi = np.inf
-    mate_x = np.full(n, -1, dtype=np.intp)
-    mate_y = np.full(n, -1, dtype=np.intp)
-    best = None
-    step = 0.0
+        lo = float(max(_pair_dist(X, Y, ar, jy, q).max(), _pair_dist(X, Y, ix, ar, q).max())) * _LB_SAFETY
+    lo = max(lo, _projection_bound(X, Y, q) * _LB_SAFETY)
+    # ---- upper bound: the rank matching
+    best = _rank_matching(X, Y)
+    hi = float(_pair_dist(X, Y, ar, best, q).max())
+    mate_x = best.copy()
+    mate_y = np.empty(n, dtype=np.intp)
+    mate_y[best] = ar
+    kn = E.knn(knn)
+    extra = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
+
+    def test(t: float):
+        nonlocal extra
+        mx = np.flatnonzero(mate_x >= 0)
+        long = mx[_pair_dist(X, Y, mx, mate_x[mx], q) > t]
+        mate_y[mate_x[long]] = -1
+        mate_x[long] = -1
+        while True:
+            # duplicated pairs are harmless: they only raise an x → y capacity to 2, while
+            # the flow through x is at most 1
+            k1 = kn[2] <= t
+            k2 = extra[2] <= t
+            ii = np.concatenate([kn[0][k1], extra[0][k2]])
+            jj = np.concatenate([kn[1][k1], extra[1][k2]])
+            _augment(n, ii, jj, mate_x, mate_y)
+            if np.all(mate_x >= 0):
+                return True, None
+            A, NA = _hall_violator(n, ii, jj, mate_x)
+            dk, ak = E.nearest(A, _ADD)
+            delta = dk[:, 0]
+            t_A = float(np.partition(delta, len(A) - 1)[len(A) - 1])
+            if t_A > t:
+                return False, t_A
+            # H misses G_t-edges at A: add, for every y ∉ N_H(A) within t of A, its edges
+            # to the _ADD nearest atoms of A (progress: N_H(A) grows)
+            missing = delta <= t
+            missing[NA] = False
+            y_new = np.flatnonzero(missing)
+            dn, an = dk[y_new], ak[y_new]
+            keep = dn <= t
+            new = (an[keep], np.broadcast_to(y_new[:, None], dn.shape)[keep], dn[keep])
+            extra = tuple(np.concatenate([e, f]) for e, f in zip(extra, new))
+
     while True:
-        if hi < np.inf:
+        # test low in the bracket: Hall bounds tend to be nearly tight, so a failure moves
+        # lo past most candidates and a success cuts hi to a small fraction of them
+        if E.dense:
             cand = E.in_range(lo, hi)
             if len(cand) == 0:
                 break
-            t = float(np.partition(cand, len(cand) // 2)[len(cand) // 2])
+            k = int(len(cand) * _FRACTION)
+            t = float(np.partition(cand, k)[k])
         else:
-            t = lo + step  # no perfect matching known yet: climb from the lower bound
-        ii, jj, _ = E.upto(t)
-        # keep the matching edges that are still ≤ t (warm start)
-        mx = np.flatnonzero(mate_x >= 0)
-        if len(mx):
-            long = mx[_pair_dist(X, Y, mx, mate_x[mx], q) > t]
-            mate_y[mate_x[long]] = -1
-            mate_x[long] = -1
-        _augment(n, ii, jj, mate_x, mate_y)
-        if np.all(mate_x >= 0):
-            hi = float(_pair_dist(X, Y, np.arange(n), mate_x, q).max())
+            if lo >= hi:
+                break
+            t = float(np.nextafter(hi, -np.inf)) if hi - lo <= 1e-9 * hi else lo + _FRACTION * (hi - lo)
+        ok, t_A = test(t)
+        if ok:
+            hi = float(_pair_dist(X, Y, ar, mate_x, q).max())
             best = mate_x.copy()
-            continue
-        A = _hall_violator(n, ii, jj, mate_x, mate_y)
-        delta = E.nearest(A, to_y=True)
-        t_A = float(np.partition(delta, len(A) - 1)[len(A) - 1])
-        if not t_A > t:
-            raise RuntimeError("internal error: Hall violator does not certify infeasibility")
-        if not E.dense:
-            t_A *= _LB_SAFETY
-        new_lo = max(lo, float(np.nextafter(t, np.inf)), t_A)
-        if hi == np.inf:
-            # Hall bounds usually jump; if they crawl, grow a step geometrically
-            step = 0.0 if new_lo > lo * (1 + 1e-3) + step else max(2 * step, 1e-3 * new_lo)
-        lo = new_lo
+        else:
+            if not E.dense:
+                t_A *= _LB_SAFETY
+            lo = max(lo, float(np.nextafter(t, np.inf)), t_A)
     return hi, best
 
 
@@ -653,7 +752,7 @@ def _min_sq_matching(X, Y, q, value) -> np.ndarray:
     E = _Edges(X, Y, q)
     ii, jj, _ = E.upto(value)
     c2 = _pair_dist(X, Y, ii, jj, 2.0) ** 2
-    big = (float(c2.max()) + 1.0) * (n + 1) if len(c2) else 1.0
+    big = (float(c2.max()) + 1.0) * (n + 1)
     C = np.full((n, n), big)
     C[ii, jj] = c2
     r, c = linear_sum_assignment(C)

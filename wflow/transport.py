@@ -33,8 +33,10 @@ coupling returned with it is checked (support cost, marginals) before returning.
   nearest-neighbour distances, 1-D projections (|⟨u, x − y⟩| ≤ ‖u‖_* ‖x − y‖), and Hall
   violators: when a threshold t fails, the set A of atoms reachable by alternating paths
   from an unmatched atom has |N_t(A)| < |A|, and W∞ ≥ t_A := the |A|-th smallest of
-  min_{a∈A} ‖a − y‖ over y — itself a pairwise distance. Threshold graphs come from a
-  dense distance matrix (n² ≤ ``DENSE_MAX``) or from ``scipy.spatial.cKDTree`` range queries.
+  min_{a∈A} ‖a − y‖ over y — itself a pairwise distance. Threshold tests run on sparse
+  subgraphs (k nearest neighbours, grown on demand where a Hall violator is not certified),
+  with ``scipy.spatial.cKDTree`` queries for d ≤ 8 and a dense distance matrix otherwise
+  (n m ≤ ``DENSE_MAX``).
 * general weights and sizes: a threshold t is feasible iff a plan supported on
   {cost ≤ t} exists; it is decided by POT's network simplex with cost 1 off that set
   (feasible ⇔ optimal cost ≤ ``MASS_TOL``), bisecting over the sorted candidate distances.
@@ -79,7 +81,9 @@ _LB_SAFETY = 1.0 - 1e-12
 #: where in the bracket [lo, hi) the bottleneck search tests (fraction of the candidates)
 _FRACTION = 0.1
 #: edges added per missing neighbour when the sparse threshold graph is enlarged
-_ADD = 16
+_ADD = 32
+#: KD-tree threshold graphs up to this dimension
+_KD_MAX_DIM = 8
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,7 +328,8 @@ class _Edges:
     def __init__(self, X, Y, q):
         self.X, self.Y, self.q = X, Y, q
         n, m = len(X), len(Y)
-        self.dense = n * m <= DENSE_MAX
+        # KD-trees in low dimension (faster even when the matrix would fit), dense otherwise
+        self.dense = n * m <= DENSE_MAX and X.shape[1] > _KD_MAX_DIM
         self.D = _cost(X, Y, q) if self.dense else None
         self._tx = self._ty = None
 
@@ -746,16 +751,25 @@ def optimal_coupling(mu, nu, norm="linf", *, tie_break: str | None = "w2") -> Co
 
 
 def _min_sq_matching(X, Y, q, value) -> np.ndarray:
-    from scipy.optimize import linear_sum_assignment
-
+    """Permutation minimizing Σ ‖x_i − y_π(i)‖₂² subject to ‖x_i − y_π(i)‖_q ≤ value."""
     n = len(X)
     E = _Edges(X, Y, q)
     ii, jj, _ = E.upto(value)
     c2 = _pair_dist(X, Y, ii, jj, 2.0) ** 2
-    big = (float(c2.max()) + 1.0) * (n + 1)
-    C = np.full((n, n), big)
-    C[ii, jj] = c2
-    r, c = linear_sum_assignment(C)
+    if n * n <= DENSE_MAX:
+        from scipy.optimize import linear_sum_assignment
+
+        # forbidden pairs cost more than any whole allowed assignment
+        big = (float(c2.max()) + 1.0) * (n + 1)
+        C = np.full((n, n), big)
+        C[ii, jj] = c2
+        r, c = linear_sum_assignment(C)
+    else:
+        from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+        # +1 keeps zero costs as explicit edges (a constant shift does not change the argmin)
+        G = sp.csr_array((c2 + 1.0, (ii, jj)), shape=(n, n))
+        r, c = min_weight_full_bipartite_matching(G)
     perm = np.empty(n, dtype=np.intp)
     perm[r] = c
     return perm

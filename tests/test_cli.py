@@ -148,3 +148,20 @@ def test_help_version_and_module_entry_point():
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--bogus"])
     assert exc.value.code == 2
+
+
+def test_uphill_flow_fails_dissipation_and_maximal_slope():
+    """A 1-Lipschitz curve that climbs the potential is not a curve of maximal slope."""
+    V = wflow.potentials.GaussianMixture.default()
+    x0 = np.random.default_rng(3).uniform(-1, 1, (20, 2))
+    down = wflow.solve_flow(V, x0, T=0.5, tau=0.01)
+    up = wflow.solve_flow(-1.0 * V, x0, T=0.5, tau=0.01)
+    up_seen_by_V = suite.corrupt_speed(up, 1.0)  # same curves, same times
+    up_seen_by_V.potential = V
+    good = suite.check_maximal_slope_mass(down)
+    assert good.passed and good.measured == pytest.approx(1.0)
+    assert good.details["max_defect_over_tolerance"] < 0.5
+    bad = suite.check_maximal_slope_mass(up_seen_by_V)
+    assert suite.check_lipschitz(up_seen_by_V).passed  # speed 1: only the energy can tell
+    assert bad.measured < 0.05 and not bad.passed
+    assert not suite.check_energy_dissipation(up_seen_by_V).passed

@@ -58,7 +58,8 @@ def run_demo(out="wflow-out", *, quick: bool = False, progress: bool = False, se
     - ``lipschitz``: max particle speed ≤ 1 (+1e-9);
     - ``energy_dissipation``: relative defect of 𝓔(μ_ε) + ∫|∂𝓔| = 𝓔(μ₀) ≤ 10 τ/ε;
     - ``winf_lipschitz``: max W∞(μ_s, μ_t)/|t − s| ≤ 1 (+1e-9), exact W∞ when available;
-    - ``maximal_slope_mass``: η-mass of particle curves of maximal slope ≥ 1 − 1e-9;
+    - ``maximal_slope_mass``: η-mass of particle curves of maximal slope ≥ 1 − 1e-9 (per-curve
+      dissipation defect ≤ 2τ × the variation of ∇V along the curve);
     - ``marginals``: max_k W∞((e_{t_k})_#η, μ_{t_k}) ≤ 1e-12·scale (needs exact W∞);
     - ``attack_gap``: (worst case − attacked loss)/worst case ≤ 0.1, the worst case
       Σ_i sup_{B_ε(x_i)} ℓ by grid search;

@@ -231,7 +231,7 @@ def check_winf_lipschitz(result, *, max_times: int = 12, name: str = "winf_lipsc
     )
 
 
-def check_maximal_slope_mass(result, *, rtol: float | None = None, min_mass: float = 0.99,
+def check_maximal_slope_mass(result, *, factor: float = 2.0, min_mass: float = 0.99,
                              name: str = "maximal_slope_mass") -> Check:
     """η-mass of the particle curves that are curves of maximal slope within tolerance.
 
@@ -239,18 +239,17 @@ def check_maximal_slope_mass(result, *, rtol: float | None = None, min_mass: flo
     times) must not increase: its worst increase max_{s ≤ t} F_i(t) − F_i(s) is the curve's
     dissipation defect. A curve counts when it is 1-Lipschitz (+1e-9) and its defect is at most
 
-        rtol · ∫_0^T ‖∇V_i‖_*  +  T · τ · L̂,     rtol = 10 τ/T by default,
+        factor · τ · TV_i,    TV_i = Σ_k ‖∇V(x_i(t_{k+1})) − ∇V(x_i(t_k))‖_*
 
-    where L̂ = max over stored steps and particles of ‖∇V(x_{k+1}) − ∇V(x_k)‖_* / ‖x_{k+1} − x_k‖ is
-    the gradient's Lipschitz constant measured along the curves. The second term is the
-    scheme's own error where it chatters around a minimum or a sign-change surface (slope
-    O(L̂τ) at every step, energy flat): Euler's defect is O(τ) with these constants.
-    Works with per-particle potentials (labels per data point), evaluated time by time.
+    (+1e-12). Why: on a step of length ≤ τ, V(x_{k+1}) − V(x_k) + τ(S_k + S_{k+1})/2 differs from
+    the exact dissipation only through the change of ∇V along the step, so a scheme step adds
+    at most ≈ τ ‖Δ∇V_k‖_* (chattering near minima and sign-change surfaces included), while a
+    curve that does not follow the steepest direction loses ≈ τ S_k per step. Measured: defect /
+    tolerance ≤ 0.25 on Euler flows of the suite (factor 2), 50–115 on the same flows run
+    uphill. Works with per-particle potentials (labels per data point), evaluated time by time.
     """
     t, P = _arrays(result)
-    tau, T = float(result.tau), max(float(result.T), 1e-300)
-    if rtol is None:
-        rtol = 10.0 * tau / T
+    tau = float(result.tau)
     E = np.asarray(result.energies, dtype=float)  # (K+1, n)
     S = np.asarray(result.slopes, dtype=float)
     cum = np.zeros_like(S)
@@ -258,26 +257,22 @@ def check_maximal_slope_mass(result, *, rtol: float | None = None, min_mass: flo
         cum[1:] = np.cumsum(0.5 * (S[1:] + S[:-1]) * np.diff(t)[:, None], axis=0)
     F = E + cum
     defect = np.max(F - np.minimum.accumulate(F, axis=0), axis=0)  # (n,)
-    L_hat = 0.0
     if len(t) > 1:
-        steps = _norm(np.diff(P, axis=0), result.p)
-        lip = np.max(steps / np.diff(t)[:, None], axis=0)
-        G = np.stack([np.asarray(result.potential.grad(X)) for X in P])
         from .norms import dual_norm
 
-        dg = dual_norm(np.diff(G, axis=0), result.p)
-        moved = steps > 0
-        L_hat = float(np.max(dg[moved] / steps[moved])) if moved.any() else 0.0
+        lip = np.max(_norm(np.diff(P, axis=0), result.p) / np.diff(t)[:, None], axis=0)
+        G = np.stack([np.asarray(result.potential.grad(X)) for X in P])
+        tv = dual_norm(np.diff(G, axis=0), result.p).sum(axis=0)
     else:
-        lip = np.zeros(P.shape[1])
-    tol_i = rtol * cum[-1] + T * tau * L_hat + 1e-12
+        lip, tv = np.zeros(P.shape[1]), np.zeros(P.shape[1])
+    tol_i = factor * tau * tv + 1e-12
     ok = (defect <= tol_i) & (lip <= 1 + LIPSCHITZ_ROUNDOFF)
     mass = float(np.asarray(result.weights) @ ok)
     return make_check(
-        name, "η-mass of curves of maximal slope (1-Lipschitz, dissipation defect ≤ rtol·∫‖∇V‖_* + Tτ L̂)",
-        mass, min_mass, ">=", rtol=rtol, lipschitz_of_gradient=L_hat, n_curves=int(ok.size),
-        n_failing=int((~ok).sum()), max_defect=float(defect.max()),
-        max_defect_over_tolerance=float(np.max(defect / tol_i)), max_lipschitz=float(lip.max()),
+        name, "η-mass of curves of maximal slope (1-Lipschitz, dissipation defect ≤ 2τ·TV(∇V) along the curve)",
+        mass, min_mass, ">=", factor=factor, n_curves=int(ok.size), n_failing=int((~ok).sum()),
+        max_defect=float(defect.max()), max_defect_over_tolerance=float(np.max(defect / tol_i)),
+        max_lipschitz=float(lip.max()),
     )
 
 

@@ -20,8 +20,8 @@ plus the recovery error of the true curves: the η-weighted mean, over curves, o
 Problems: the Gaussian-mixture landscape (300 uniform particles, T = 1, τ = 0.005) and the
 two-moons GELU distributional attack (300 test points, ε = 0.2, τ = ε/100; checks (a), (b)).
 
-Writes ``superposition.json``, ``eta_<problem>.png`` (curves coloured by weight) and
-``snapshots_<problem>.png``.
+Writes ``superposition.json``, ``eta_<problem>.png`` and ``eta_<problem>_split.png`` (curves
+coloured by weight) and ``snapshots_<problem>.png``.
 
 Run:  python experiments/superposition.py --out out/superposition  [--quick]
 """
@@ -131,8 +131,10 @@ def run(out: str, quick: bool = False, seed: int = 0) -> dict:
             print(f"{name}{' (split atoms)' if split else ''}: {eta.n_curves} curves, marginals W∞ ≤ "
                   f"{a.max_winf:.2e}, W∞-Lipschitz {b.max_ratio:.6f}, recovery error {entry['recovery_error']:.2e}, "
                   f"{'PASS' if entry['passed'] else 'FAIL'}  ({entry['seconds']:.1f} s)")
+            tag = "_split" if split else ""
+            figs[f"eta_{name}{tag}.png"] = plot_curve_measure(
+                eta, potential=pot, title=f"η from {len(snaps)} shuffled{' split-atom' if split else ''} snapshots")
             if not split:
-                figs[f"eta_{name}.png"] = plot_curve_measure(eta, potential=pot, title=f"η from {len(snaps)} shuffled snapshots")
                 figs[f"snapshots_{name}.png"] = plot_snapshots(snaps[:: max(1, K // 4)], times[:: max(1, K // 4)])
     summary = {"experiment": "superposition", "quick": quick, "seed": seed, "results": results,
                "all_passed": all(r["passed"] for r in results), "seconds": time.perf_counter() - t_start}

@@ -17,7 +17,8 @@ minimal W2 cost) into η, and the characterization is checked with exact distanc
 plus the recovery error of the true curves: the η-weighted mean, over curves, of the sup-in-time
 ℓ∞ distance to the nearest true particle trajectory.
 
-Problems: the Gaussian-mixture landscape (300 uniform particles, T = 1, τ = 0.005) and the
+Problems: the Gaussian-mixture landscape (300 particles uniform in [−1.2, 1.2]² with weights
+∝ exp(−‖x‖²), T = 1, τ = 0.005) and the
 two-moons GELU distributional attack (300 test points, ε = 0.2, τ = ε/100; checks (a), (b)).
 
 Writes ``superposition.json``, ``eta_<problem>.png`` and ``eta_<problem>_split.png`` (curves
@@ -87,7 +88,9 @@ def run(out: str, quick: bool = False, seed: int = 0) -> dict:
     K = 10 if quick else 20
     problems = []
     V = GaussianMixture.default()
-    gm = wflow.solve_flow(V, rng.uniform(-1.2, 1.2, size=(n, 2)), T=1.0, tau=0.005)
+    X0 = rng.uniform(-1.2, 1.2, size=(n, 2))
+    w0 = np.exp(-np.sum(X0**2, axis=1))  # a non-uniform measure: weights ∝ exp(−‖x‖²)
+    gm = wflow.solve_flow(V, ParticleMeasure(X0, w0, normalize=True), T=1.0, tau=0.005)
     problems.append(("gaussian_mixture", gm, V))
     if available("adversarial.distributional"):
         from wflow.adversarial import distributional_attack, load_model, load_two_moons

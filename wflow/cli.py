@@ -94,7 +94,7 @@ def _cmd_run(args) -> int:
     report = run_config(cfg, args.out, progress=_interactive())
     _print_checks(report["checks"])
     print(f"wrote {', '.join(report['files'])} to {os.path.abspath(args.out)}")
-    return EXIT_OK
+    return EXIT_OK if report["all_passed"] else EXIT_FAIL
 
 
 def _cmd_verify(args) -> int:

@@ -460,7 +460,12 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False) -> dict:
     from . import __version__
     from .demo import render_report_md
     from .flow import solve_flow
-    from .suite import check_energy_dissipation, check_lipschitz, check_winf_lipschitz
+    from .suite import (
+        check_energy_dissipation,
+        check_lipschitz,
+        check_maximal_slope_mass,
+        check_winf_lipschitz,
+    )
 
     V = build_potential(cfg)
     dim = getattr(V, "dim", None) if not isinstance(V, _ModelPotential) else V.model.dim
@@ -483,7 +488,7 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False) -> dict:
     checks = [check_lipschitz(res), check_winf_lipschitz(res)]
     budget = fl.get("budget")
     if budget is None or fl["T"] <= budget:  # no active projection: equality holds (C¹ V)
-        checks.insert(1, check_energy_dissipation(res))
+        checks[1:1] = [check_energy_dissipation(res), check_maximal_slope_mass(res, min_mass=1 - 1e-9)]
     outp = cfg.output
     figures = outp.get("figures", list(FIGURES)) if mu0.dim == 2 else []
     dpi = outp.get("dpi", 90)

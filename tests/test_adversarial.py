@@ -459,3 +459,28 @@ def test_minmove_attack_global_steps_beat_fgsm_steps(data):
     losses = np.stack([L.value(P) for P in res.positions])
     assert np.all(np.diff(losses, axis=0) >= -1e-12)
     np.testing.assert_array_equal(xa, res.positions[-1])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    w=st.lists(st.floats(-3, 3).filter(lambda v: abs(v) > 1e-3), min_size=2, max_size=2),
+    b=st.floats(-1, 1),
+    label=st.sampled_from([0, 1]),
+    eps=st.floats(0.01, 0.5),
+    steps=st.integers(1, 12),
+    loss=st.sampled_from(["mse", "ce"]),
+)
+def test_ifgsm_on_logistic_regression_goes_to_the_box_corner(w, b, label, eps, steps, loss):
+    # z = ⟨w, x⟩ + b: both losses are monotone in z (increasing for y = 0, decreasing for y = 1),
+    # so sign ∇ℓ = ±sign(w) everywhere and IFGSM with steps·α ≥ ε ends at x ± ε sign(w), the
+    # maximizer of ℓ over the box (closed form)
+    w = np.array(w)
+    m = MLP([w[:, None]], [np.array([b])])
+    X = np.random.default_rng(0).normal(size=(6, 2)) * 0.3
+    alpha = 1.5 * eps / steps
+    xa = ifgsm(m, X, label, eps, alpha, steps, loss=loss)
+    direction = np.sign(w) * (1 if label == 0 else -1)
+    L = make_loss(m, label, loss)
+    g = L.grad(X)
+    ok = np.all(np.sign(g) == direction, axis=1)  # MSE's gradient can underflow to 0 when saturated
+    np.testing.assert_allclose(xa[ok], (X + eps * direction)[ok], rtol=0, atol=1e-12)

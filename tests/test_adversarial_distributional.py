@@ -146,3 +146,21 @@ def test_distributional_bad_input(setup):
         worst_case_loss(m, X[:3], None, 0.1, grid=1)
     with pytest.raises(ValueError, match="ifgsm_steps"):
         attack_gaps(m, X[:3], None, 0.1, ifgsm_steps=(0,))
+
+
+def test_distributional_attack_closed_form_for_logistic_regression():
+    # z = ⟨w, x⟩ + b with cross-entropy to y = 0: every atom moves at unit ℓ∞ speed along
+    # sign(w), so z_i(t) = z_i(0) + t‖w‖₁ and ∫ ℓ dμ_t = Σ w_i softplus(z_i + t‖w‖₁) exactly;
+    # the identity coupling's cost is exactly t
+    w, b = np.array([1.2, -0.4]), -0.3
+    m = MLP([w[:, None]], [np.array([b])])
+    X = np.random.default_rng(3).normal(size=(40, 2))
+    wts = np.random.default_rng(4).uniform(0.5, 1.5, 40)
+    mu = ParticleMeasure(X, wts / wts.sum())
+    res = distributional_attack(m, mu, 0, 0.2, 0.01, loss="ce", n_winf=0)
+    z = X @ w + b
+    expect = np.array([mu.weights @ np.logaddexp(0, z + t * np.abs(w).sum()) for t in res.times])
+    np.testing.assert_allclose(res.expected_loss, expect, rtol=1e-12)
+    np.testing.assert_allclose(res.displacement, res.times, rtol=0, atol=1e-15)
+    wc = worst_case_loss(m, mu, 0, 0.2, loss="ce", grid=5, refine=0)
+    assert res.expected_loss[-1] == pytest.approx(wc.mean, rel=1e-12)

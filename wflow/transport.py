@@ -295,8 +295,8 @@ def _winf_1d(x: np.ndarray, a: np.ndarray, y: np.ndarray, b: np.ndarray):
 
     Returns (i, j, mass) as indices into x and y.
     """
-    ox = np.argsort(x, kind="stable")
-    oy = np.argsort(y, kind="stable")
+    ox = np.argsort(x)
+    oy = np.argsort(y)
     cx = _cumulative(a[ox])
     cy = _cumulative(b[oy])
     # snap breakpoints of ν that agree with one of μ up to MASS_TOL (round-off, not mass)

@@ -68,6 +68,11 @@ def test_demo_report_holds_measured_figures_within_tolerance(demo_out):
         assert m["attacked_accuracy"] < m["clean_accuracy"]
         assert m["attacked_loss"] <= m["worst_case_loss"] * (1 + 1e-3)
         assert m["max_displacement"] <= report["problem"]["eps"] + 1e-12
+        if report["problem"]["exact_winf"]:
+            # exact W∞ is at most the labelled coupling's cost, and the η marginals are exact
+            assert m["winf_mu0_mu_eps"] <= m["max_displacement"] + 1e-12
+            marg = next(c for c in report["checks"] if c["name"] == "marginals")
+            assert marg["measured"] <= 1e-11 and marg["details"]["mass_error"] <= 1e-12
 
 
 @pytest.mark.filterwarnings("ignore:Animation was deleted")

@@ -82,6 +82,8 @@ _LB_SAFETY = 1.0 - 1e-12
 _FRACTION = 0.1
 #: edges added per missing neighbour when the sparse threshold graph is enlarged
 _ADD = 32
+#: initial edges from every x to the y nearest its rank-matching partner
+_PARTNER_K = 8
 #: KD-tree threshold graphs up to this dimension
 _KD_MAX_DIM = 8
 
@@ -533,6 +535,12 @@ def _bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8):
     mate_y = np.empty(n, dtype=np.intp)
     mate_y[best] = ar
     kn = E.knn(knn)
+    # long edges in the right direction: each x to the y nearest its rank-matching partner
+    if not E.dense and _PARTNER_K:
+        _, jn = E.trees()[1].query(Y[best], k=_PARTNER_K, p=q)
+        pi = np.repeat(ar, _PARTNER_K)
+        pj = jn.reshape(-1)
+        kn = tuple(np.concatenate([u, v]) for u, v in zip(kn, (pi, pj, _pair_dist(X, Y, pi, pj, q))))
     extra = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
 
     def test(t: float):

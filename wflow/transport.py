@@ -536,9 +536,10 @@ def _bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8):
     mate_y[best] = ar
     kn = E.knn(knn)
     # long edges in the right direction: each x to the y nearest its rank-matching partner
-    if not E.dense and _PARTNER_K:
-        _, jn = E.trees()[1].query(Y[best], k=_PARTNER_K, p=q)
-        pi = np.repeat(ar, _PARTNER_K)
+    pk = min(_PARTNER_K, n)
+    if not E.dense and pk:
+        _, jn = E.trees()[1].query(Y[best], k=pk, p=q)
+        pi = np.repeat(ar, pk)
         pj = jn.reshape(-1)
         kn = tuple(np.concatenate([u, v]) for u, v in zip(kn, (pi, pj, _pair_dist(X, Y, pi, pj, q))))
     extra = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))

@@ -257,33 +257,6 @@ def test_recovers_true_particle_curves_from_shuffled_snapshots():
     for s, mu in zip(times, snaps):
         assert_same_measure(eta.marginal(s), mu)
     np.testing.assert_allclose(eta.info["winf_steps"], np.diff(times), rtol=1e-9)
-    # in this regime every bottleneck plan is provably the only W∞-optimal plan (no tie-break needed)
-    assert eta.info["n_unique_plans"] == len(times) - 1
-
-
-def test_uniqueness_shortcut_is_exact(monkeypatch):
-    from wflow import superposition as sp
-    from wflow.transport import optimal_coupling
-
-    X = np.array([[0.0], [1.0]])
-    unique_nu, tied_nu = ParticleMeasure([[0.1], [1.1]]), ParticleMeasure([[0.5], [1.5]])
-    g = optimal_coupling(ParticleMeasure(X), unique_nu, tie_break=None)
-    assert sp._only_plan_on_threshold_graph(g, ParticleMeasure(X), unique_nu, np.inf)
-    # W∞ = 0.5 and x = 1 has two partners (0.5 and 1.5) within 0.5: not provably unique
-    g = optimal_coupling(ParticleMeasure(X), tied_nu, tie_break=None)
-    assert not sp._only_plan_on_threshold_graph(g, ParticleMeasure(X), tied_nu, np.inf)
-    # same η with and without the shortcut, on snapshots with ties (a lattice moving by 1 cell)
-    rng = np.random.default_rng(8)
-    P = np.stack(np.meshgrid(np.arange(4.0), np.arange(4.0)), -1).reshape(-1, 2)
-    snaps = [P, P + [0.2, 0.1], P + [1.2, 0.1], P[rng.permutation(16)] + [1.2, 0.3]]
-    times = [0.0, 1.0, 1.5, 2.0]
-    eta1 = superpose_snapshots(snaps, times)
-    monkeypatch.setattr(sp, "_only_plan_on_threshold_graph", lambda *a: False)
-    eta2 = superpose_snapshots(snaps, times)
-    assert eta2.info["n_unique_plans"] == 0 and eta1.info["n_unique_plans"] == 2  # the 1-cell shift ties
-    o1, o2 = np.lexsort(eta1.curves.reshape(16, -1).T), np.lexsort(eta2.curves.reshape(16, -1).T)
-    np.testing.assert_array_equal(eta1.curves[o1], eta2.curves[o2])
-    np.testing.assert_array_equal(eta1.weights[o1], eta2.weights[o2])
 
 
 def test_split_atoms_and_changing_sizes_keep_marginals_exact():

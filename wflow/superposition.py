@@ -437,27 +437,6 @@ def _glue_product(cur_atom, cur_w, rows, mass, n):
     return parent, edge, weights
 
 
-#: the uniqueness shortcut of superpose_snapshots uses a k-d tree up to this dimension
-_KDTREE_MAX_DIM = 8
-
-
-def _only_plan_on_threshold_graph(coupling, mu: ParticleMeasure, nu: ParticleMeasure, p: float) -> bool:
-    """True when ``coupling`` is a permutation and every x_i has exactly one y_j with
-    ‖x_i − y_j‖ ≤ W∞ (then the plan is the only one supported on {cost ≤ W∞}, so it is also
-    the W2-minimal one). The radius is inflated by 1e-12 relative, which can only add edges:
-    a "True" is never wrong, a near-tie just answers "False".
-    """
-    from scipy.spatial import cKDTree
-
-    n = mu.n
-    rows, cols = np.asarray(coupling.rows), np.asarray(coupling.cols)
-    if rows.size != n or np.unique(rows).size != n or np.unique(cols).size != n:
-        return False
-    r = float(coupling.value) * (1.0 + 1e-12) + 1e-300
-    counts = cKDTree(nu.points).query_ball_point(mu.points, r, p=p, return_length=True)
-    return bool(np.all(counts == 1))
-
-
 def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
     """COO arrays of a coupling with marginals polished to the snapshot weights on its support."""
     rows = np.asarray(coupling.rows, dtype=np.int64).reshape(-1)
@@ -505,12 +484,8 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     norm : {"linf", "l2", "l1"} or float p ≥ 1
         Norm of the W∞ cost (and of the returned CurveMeasure).
     tie_break : {"w2", None}
-        Secondary criterion among W∞-optimal plans, passed to ``optimal_coupling``. With
-        ``"w2"``, equal sizes and d ≤ 8, a bottleneck plan is computed first
-        (``tie_break=None``, much cheaper) and kept when it is provably the only plan on
-        {cost ≤ W∞} (a permutation and every atom has exactly one partner within W∞, counted with a
-        k-d tree) — then it is the W2-minimal one too, so the result is the same; otherwise the
-        tie-broken plan is computed (``info["n_unique_plans"]`` counts the shortcuts).
+        Secondary criterion among W∞-optimal plans, passed to ``optimal_coupling`` (None: any
+        W∞-optimal plan, cheaper but the glued curves may be less regular).
     gluing : {"interval", "product"}
         ``"interval"`` (default): at each atom the incoming curves and the outgoing plan entries
         are laid out as consecutive mass intervals (both ordered lexicographically by the
@@ -562,17 +537,9 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     prev_pos = snaps[0].points  # the previous point of each curve (ordering key)
     parents, atoms = [], [cur_atom]
     winf_steps, n_steps = np.zeros(K), np.zeros(K, dtype=np.int64)
-    n_unique = 0
     for k in range(K):
         mu, nu = snaps[k], snaps[k + 1]
-        gamma = None
-        if tie_break == "w2" and mu.n == nu.n and d <= _KDTREE_MAX_DIM:
-            # a bottleneck plan that is the only plan on {cost ≤ W∞} needs no tie-break
-            cand = optimal_coupling(mu, nu, norm, tie_break=None)
-            if _only_plan_on_threshold_graph(cand, mu, nu, p):
-                gamma, n_unique = cand, n_unique + 1
-        if gamma is None:
-            gamma = optimal_coupling(mu, nu, norm, tie_break=tie_break)
+        gamma = optimal_coupling(mu, nu, norm, tie_break=tie_break)
         rows, cols, mass = _checked_coupling(gamma, mu.weights, nu.weights, k)
         winf_steps[k] = float(gamma.value)
         if gluing == "interval":
@@ -599,5 +566,4 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
             idx = parents[k - 1][idx]
     return CurveMeasure(U, cur_w, t, p, normalize=True,
                         info={"source": "snapshots", "gluing": gluing, "tie_break": tie_break,
-                              "winf_steps": winf_steps, "n_curves_steps": n_steps,
-                              "n_unique_plans": n_unique})
+                              "winf_steps": winf_steps, "n_curves_steps": n_steps})

@@ -308,12 +308,21 @@ def _winf_1d(x: np.ndarray, a: np.ndarray, y: np.ndarray, b: np.ndarray):
     close = np.abs(cx[near] - cy) <= MASS_TOL
     cy = np.where(close, cx[near], cy)
     cy = np.maximum.accumulate(cy)
-    br = np.unique(np.concatenate([cx, cy]))
-    br = br[br > 0]
-    lo = np.concatenate([[0.0], br[:-1]])
-    mass = br - lo
-    i = np.minimum(np.searchsorted(cx, br), len(cx) - 1)
-    j = np.minimum(np.searchsorted(cy, br), len(cy) - 1)
+    # merge the two sorted breakpoint lists (a stable sort of two runs is a linear merge);
+    # at the first occurrence of a value b, the entries before it are exactly those < b
+    allc = np.concatenate([cx, cy])
+    order = np.argsort(allc, kind="stable")
+    v = allc[order]
+    isx = order < len(cx)
+    first = np.concatenate([[True], v[1:] != v[:-1]])
+    nx_before = np.cumsum(isx) - isx
+    ny_before = np.arange(len(v)) - nx_before
+    br = v[first]
+    mass = np.diff(br, prepend=0.0)
+    i = np.minimum(nx_before[first], len(cx) - 1)
+    j = np.minimum(ny_before[first], len(cy) - 1)
+    keep = mass > 0
+    i, j, mass = i[keep], j[keep], mass[keep]
     return ox[i], oy[j], mass
 
 
@@ -486,10 +495,11 @@ def _rank_matching(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return perm
 
 
-def _projection_bound(X, Y, q: float) -> float:
+def _projection_bound(X, Y, q: float, a=None, b=None) -> float:
     """max over a few directions u of W∞ of the 1-D projections, divided by ‖u‖_*.
 
     |⟨u, x − y⟩| ≤ ‖u‖_* ‖x − y‖, so projecting a coupling shows this is a lower bound.
+    Uniform equal sizes when the weights a, b are omitted.
     """
     d = X.shape[1]
     qs = dual_exponent(q)
@@ -503,8 +513,15 @@ def _projection_bound(X, Y, q: float) -> float:
     best = 0.0
     for u in dirs:
         un = np.abs(u).max() if qs == np.inf else np.linalg.norm(u, ord=qs)
-        if un > 0:
-            best = max(best, float(np.abs(np.sort(X @ u) - np.sort(Y @ u)).max() / un))
+        if un <= 0:
+            continue
+        px, py = X @ u, Y @ u
+        if a is None:
+            gap = np.abs(np.sort(px) - np.sort(py)).max()
+        else:
+            i, j, _ = _winf_1d(px, a, py, b)
+            gap = np.abs(px[i] - py[j]).max()
+        best = max(best, float(gap / un))
     return best
 
 
@@ -635,7 +652,7 @@ def _winf_general(X, a, Y, b, q, num_itermax=None):
     D = _cost(X, Y, q)
     a = a / a.sum()
     b = b / b.sum()
-    lb = max(D.min(axis=1).max(), D.min(axis=0).max())
+    lb = max(D.min(axis=1).max(), D.min(axis=0).max(), _projection_bound(X, Y, q, a, b) * _LB_SAFETY)
     # an upper bound and a feasible plan: W2-optimal plan
     G0, _ = _emd(a, b, D * D, it)
     hi = float(D[G0 > 0].max())
@@ -679,9 +696,9 @@ def winf(mu, nu, norm="linf", *, return_coupling: bool = False):
     Notes
     -----
     Algorithm by case (module docstring): 1-D sorted quantiles (any weights); uniform
-    equal-size bottleneck assignment (threshold search with max-flow matchings, KD-tree
-    threshold graphs beyond ``DENSE_MAX`` pairs, nearest-neighbour / projection / Hall lower
-    bounds); general weights by network-simplex feasibility over the candidate distances.
+    equal-size bottleneck assignment (threshold search with max-flow matchings on sparse
+    threshold graphs, nearest-neighbour / projection / Hall lower bounds); general weights
+    by network-simplex feasibility over the candidate distances.
     """
     mu, nu, q = _pair(mu, nu, norm)
     value, (rows, cols, mass) = _winf_impl(mu, nu, q)

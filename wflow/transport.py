@@ -299,6 +299,8 @@ def _winf_1d(x: np.ndarray, a: np.ndarray, y: np.ndarray, b: np.ndarray):
     """
     ox = np.argsort(x)
     oy = np.argsort(y)
+    if len(x) == len(y) and _uniform(a) and _uniform(b):
+        return ox, oy, a  # k-th smallest to k-th smallest
     cx = _cumulative(a[ox])
     cy = _cumulative(b[oy])
     # snap breakpoints of ν that agree with one of μ up to MASS_TOL (round-off, not mass)
@@ -308,12 +310,15 @@ def _winf_1d(x: np.ndarray, a: np.ndarray, y: np.ndarray, b: np.ndarray):
     close = np.abs(cx[near] - cy) <= MASS_TOL
     cy = np.where(close, cx[near], cy)
     cy = np.maximum.accumulate(cy)
-    # merge the two sorted breakpoint lists (a stable sort of two runs is a linear merge);
-    # at the first occurrence of a value b, the entries before it are exactly those < b
-    allc = np.concatenate([cx, cy])
-    order = np.argsort(allc, kind="stable")
-    v = allc[order]
-    isx = order < len(cx)
+    # merge the two sorted breakpoint lists (ties: μ's first); at the first occurrence of a
+    # value b, the entries before it are exactly those < b
+    n, m = len(cx), len(cy)
+    v = np.empty(n + m)
+    isx = np.zeros(n + m, dtype=bool)
+    px = np.searchsorted(cy, cx, side="left") + np.arange(n)
+    v[px] = cx
+    isx[px] = True
+    v[np.searchsorted(cx, cy, side="right") + np.arange(m)] = cy
     first = np.concatenate([[True], v[1:] != v[:-1]])
     nx_before = np.cumsum(isx) - isx
     ny_before = np.arange(len(v)) - nx_before
@@ -702,11 +707,9 @@ def winf(mu, nu, norm="linf", *, return_coupling: bool = False):
     """
     mu, nu, q = _pair(mu, nu, norm)
     value, (rows, cols, mass) = _winf_impl(mu, nu, q)
-    if not return_coupling:
-        # still verify the plan (cheap: sparse)
-        _make_coupling(mu, nu, rows, cols, mass, q, check_value=value)
-        return value
-    return value, _make_coupling(mu, nu, rows, cols, mass, q, check_value=value)
+    # the plan is verified even when only the value is asked for (cheap: it is sparse)
+    c = _make_coupling(mu, nu, rows, cols, mass, q, check_value=value)
+    return (c.value, c) if return_coupling else c.value
 
 
 def _winf_impl(mu, nu, q):
@@ -714,9 +717,7 @@ def _winf_impl(mu, nu, q):
     iy, Y, b = _support(nu)
     if X.shape[1] == 1:
         i, j, mass = _winf_1d(X[:, 0], a, Y[:, 0], b)
-        # exact marginals for the returned plan: masses from the snapped quantiles
-        value = float(_pair_dist(X, Y, i, j, q).max())
-        return value, (ix[i], iy[j], mass)
+        return None, (ix[i], iy[j], mass)  # the value is the plan's max cost
     if len(X) == len(Y) and _uniform(a) and _uniform(b):
         value, perm = _bottleneck(X, Y, q)
         return value, (ix, iy[perm], a)

@@ -423,6 +423,21 @@ class _Edges:
         o = np.argsort(d, axis=1, kind="stable")
         return np.take_along_axis(d, o, 1), np.take_along_axis(a, o, 1)
 
+    def nearest_x(self, B: np.ndarray) -> np.ndarray:
+        """For every x: min over b ∈ B of ‖x − y_b‖."""
+        if self.dense:
+            idx = self.D[:, B].argmin(axis=1)
+        else:
+            from scipy.spatial import cKDTree
+
+            _, idx = cKDTree(self.Y[B]).query(self.X, k=1, p=self.q)
+        return _pair_dist(self.X, self.Y, np.arange(len(self.X)), B[idx], self.q)
+
+
+def _kth(values: np.ndarray, k: int) -> float:
+    """The k-th smallest value (1-based)."""
+    return float(np.partition(values, k - 1)[k - 1])
+
 
 def _augment(n: int, ii, jj, mate_x, mate_y) -> None:
     """Extend a matching to a maximum matching of the bipartite graph (ii, jj), in place.
@@ -587,6 +602,10 @@ def _bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8):
             delta = dk[:, 0]
             t_A = float(np.partition(delta, len(A) - 1)[len(A) - 1])
             if t_A > t:
+                # any set gives a valid bound; also try the violator seen from ν's side
+                B, _ = _hall_violator(n, jj, ii, mate_y)
+                if len(B):
+                    t_A = max(t_A, _kth(E.nearest_x(B), len(B)))
                 return False, t_A
             # H misses G_t-edges at A: add, for every y ∉ N_H(A) within t of A, its edges
             # to the _ADD nearest atoms of A (progress: N_H(A) grows)

@@ -324,6 +324,29 @@ def test_zero_weight_atoms_are_ignored_and_shuffling_does_not_matter():
     np.testing.assert_array_equal(eta.curves[o1], eta2.curves[o2])
 
 
+def test_round_off_entries_of_a_coupling_do_not_become_curves(monkeypatch):
+    import wflow.transport as tr
+
+    real = tr.optimal_coupling
+
+    def noisy(mu, nu, norm="linf", **kw):  # the exact plan plus 1e-19 entries (solver round-off)
+        g = real(mu, nu, norm, **kw)
+        n, m = g.shape
+        extra = np.arange(n)
+        return tr.Coupling(np.r_[g.rows, extra], np.r_[g.cols, (extra + 1) % m],
+                           np.r_[g.mass, np.full(n, 1e-19)], g.shape, g.value)
+
+    monkeypatch.setattr(tr, "optimal_coupling", noisy)
+    rng = np.random.default_rng(9)
+    X = rng.uniform(-1, 1, (5, 2))
+    w = rng.dirichlet(np.ones(5))
+    snaps = [ParticleMeasure(X + s * np.array([1.0, -1.0]), w) for s in (0.0, 0.01, 0.02)]
+    eta = superpose_snapshots(snaps, [0.0, 0.01, 0.02])
+    assert eta.n_curves == 5
+    for s, mu in zip([0.0, 0.01, 0.02], snaps):
+        assert_same_measure(eta.marginal(s), mu)
+
+
 def test_snapshot_validation_before_any_work(monkeypatch):
     import wflow.transport as tr
 

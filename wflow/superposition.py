@@ -22,13 +22,17 @@ from .measures import WEIGHT_SUM_TOL, ParticleMeasure, as_measure
 from .norms import dual_norm, norm_name, parse_norm
 from .norms import norm as _norm
 
-__all__ = ["CurveMeasure", "superpose", "superpose_snapshots", "SNAP_TOL", "COUPLING_MASS_TOL"]
+__all__ = ["CurveMeasure", "superpose", "superpose_snapshots", "SNAP_TOL", "COUPLING_MASS_TOL",
+           "COUPLING_ROUNDOFF"]
 
 #: fractions of an atom's mass closer than this are identified when gluing, so that round-off in
 #: cumulative masses does not create spurious curves of mass ~1e-16 (moves ≤ 1e-13 of an atom's mass)
 SNAP_TOL = 1e-13
 #: a coupling whose marginals miss the snapshot weights by more than this (absolute) is an error
 COUPLING_MASS_TOL = 1e-9
+#: coupling entries of at most this mass (absolute, total mass 1) are solver round-off and dropped
+#: (unless an entry is the largest of its row or column); the marginals are then re-fitted
+COUPLING_ROUNDOFF = 1e-14
 
 
 def _as_times(times, name: str = "times", *, size: int | None = None) -> np.ndarray:
@@ -438,7 +442,7 @@ def _glue_product(cur_atom, cur_w, rows, mass, n):
 
 
 def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
-    """COO arrays of a coupling with marginals polished to the snapshot weights on its support."""
+    """COO arrays of a coupling without round-off entries, marginals polished to the snapshot weights."""
     rows = np.asarray(coupling.rows, dtype=np.int64).reshape(-1)
     cols = np.asarray(coupling.cols, dtype=np.int64).reshape(-1)
     mass = np.asarray(coupling.mass, dtype=float).reshape(-1)
@@ -446,8 +450,17 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
         raise RuntimeError(f"optimal_coupling returned malformed COO arrays for snapshots {j}, {j + 1}")
     if rows.min() < 0 or rows.max() >= a.size or cols.min() < 0 or cols.max() >= b.size:
         raise RuntimeError(f"optimal_coupling returned out-of-range indices for snapshots {j}, {j + 1}")
-    keep = mass > 0
-    rows, cols, mass = rows[keep], cols[keep], mass[keep]
+    # entries of mass ≤ COUPLING_ROUNDOFF are solver round-off (the network simplex leaves entries of
+    # 1e-20…1e-17 on unit total mass); gluing them would create curves of no mass. An entry that is
+    # the largest of its row or column is always kept (an atom is never left uncoupled); the polish
+    # below puts the removed mass back on the remaining support.
+    if rows.size:
+        rmax = np.zeros(a.size)
+        cmax = np.zeros(b.size)
+        np.maximum.at(rmax, rows, mass)
+        np.maximum.at(cmax, cols, mass)
+        keep = (mass > COUPLING_ROUNDOFF) | (mass == rmax[rows]) | (mass == cmax[cols])
+        rows, cols, mass = rows[keep], cols[keep], mass[keep]
     err = max(np.abs(np.bincount(rows, mass, a.size) - a).max(), np.abs(np.bincount(cols, mass, b.size) - b).max())
     if not err <= COUPLING_MASS_TOL:
         raise RuntimeError(

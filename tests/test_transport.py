@@ -185,6 +185,24 @@ def test_bottleneck_mid_size_against_lsa(n, d, norm, seed):
     assert winf(X, Y, norm) == lsa_winf(X, Y, norm)
 
 
+@settings(max_examples=15, deadline=None)
+@given(st.integers(40, 200), st.sampled_from(["linf", "l2", "l1"]), st.integers(0, 2**31))
+def test_dense_and_kdtree_graphs_agree_with_lsa(n, norm, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 2))
+    Y = (X**3)[rng.permutation(n)] @ np.array([[0.6, -0.8], [0.8, 0.6]])
+    if seed % 2:
+        X, Y = np.round(8 * X) / 8, np.round(8 * Y) / 8  # ties and duplicates
+    ref = lsa_winf(X, Y, norm)
+    saved = T._KD_MAX_DIM
+    try:
+        T._KD_MAX_DIM = 0  # dense distance matrix
+        dense = winf(X, Y, norm)
+    finally:
+        T._KD_MAX_DIM = saved
+    assert winf(X, Y, norm) == dense == ref  # default: KD-tree graphs in d = 2
+
+
 @pytest.mark.parametrize("mode", ["kdtree", "dense"])
 def test_bottleneck_both_graph_modes(monkeypatch, mode):
     if mode == "dense":

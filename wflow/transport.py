@@ -669,29 +669,65 @@ def _default_itermax(n: int, m: int) -> int:
     return max(100_000, 50 * n * m)
 
 
+def _hall_bound_weighted(D: np.ndarray, a: np.ndarray, b: np.ndarray, A: np.ndarray) -> float:
+    """Lower bound of W∞ from a set A of μ's atoms (Strassen/Hall: ν(N_t(A)) ≥ μ(A) at t = W∞).
+
+    The smallest s with ν({y : min_{a∈A} ‖a − y‖ ≤ s}) ≥ μ(A) − ``MASS_TOL`` (a pairwise
+    distance). Valid for every A; mass defects ≤ ``MASS_TOL`` are round-off by convention.
+    """
+    delta = D[A].min(axis=0)
+    o = np.argsort(delta, kind="stable")
+    cum = np.cumsum(b[o])
+    k = int(np.searchsorted(cum, a[A].sum() - MASS_TOL))
+    return float(delta[o[min(k, len(o) - 1)]])
+
+
+def _dual_bounds(D, a, b, u, v, t) -> float:
+    """Hall bounds of the level sets {u ≥ θ} (and {v ≥ θ} for ν) of a failed test's duals."""
+    best = -np.inf
+    for pot, DD, aa, bb in ((u, D, a, b), (v, D.T, b, a)):
+        levels = np.unique(np.round(pot, 9))
+        if len(levels) > 16:
+            levels = np.quantile(levels, np.linspace(0, 1, 16))
+        for th in levels[1:]:
+            A = np.flatnonzero(pot >= th - 1e-9)
+            if 0 < len(A) < len(pot):
+                best = max(best, _hall_bound_weighted(DD, aa, bb, A))
+    return best
+
+
 def _winf_general(X, a, Y, b, q, num_itermax=None):
-    """Exact W∞ for general weights by bisection over candidate distances. Returns (value, G)."""
+    """Exact W∞ for general weights: threshold tests by network simplex. Returns (value, G).
+
+    A test at t solves min Σ γ_ij [D_ij > t] (feasible ⇔ optimum ≤ ``MASS_TOL``). Tests start
+    at the smallest candidate above the lower bound (nearest neighbours, weighted 1-D
+    projections); a failed test raises the bound to the Hall/Strassen bounds of the level
+    sets of its dual potentials, a successful one lowers the upper bound to its plan's max
+    cost; later tests sit at the 10 % quantile of the remaining candidates.
+    """
     n, m = len(X), len(Y)
     it = _default_itermax(n, m) if num_itermax is None else num_itermax
     D = _cost(X, Y, q)
     a = a / a.sum()
     b = b / b.sum()
-    lb = max(D.min(axis=1).max(), D.min(axis=0).max(), _projection_bound(X, Y, q, a, b) * _LB_SAFETY)
-    # an upper bound and a feasible plan: W2-optimal plan
-    G0, _ = _emd(a, b, D * D, it)
-    hi = float(D[G0 > 0].max())
-    best = G0
-    cand = np.unique(D[(D >= lb) & (D < hi)])
-    lo_i, hi_i = 0, len(cand)  # answer in cand[lo_i:hi_i] ∪ {hi}
-    while lo_i < hi_i:
-        mid = (lo_i + hi_i) // 2
-        t = cand[mid]
+    lo = max(D.min(axis=1).max(), D.min(axis=0).max(), _projection_bound(X, Y, q, a, b) * _LB_SAFETY)
+    hi, best = np.inf, None
+    while True:
+        if hi == np.inf:
+            above = D[D >= lo]
+            t = float(above.min())
+        else:
+            cand = D[(D >= lo) & (D < hi)]
+            if len(cand) == 0:
+                break
+            k = int(len(cand) * _FRACTION)
+            t = float(np.partition(cand, k)[k])
         G, log = _emd(a, b, (D > t).astype(float), it)
         if log["cost"] <= MASS_TOL:
-            hi, best, hi_i = float(t), G, mid
+            G = np.where(D <= t, G, 0.0)
+            hi, best = float(D[G > 0].max()), G
         else:
-            lo_i = mid + 1
-    best = np.where(D <= hi, best, 0.0)
+            lo = max(float(np.nextafter(t, np.inf)), _dual_bounds(D, a, b, log["u"], log["v"], t))
     return hi, best
 
 

@@ -39,7 +39,9 @@ coupling returned with it is checked (support cost, marginals) before returning.
   (n m ≤ ``DENSE_MAX``).
 * general weights and sizes: a threshold t is feasible iff a plan supported on
   {cost ≤ t} exists; it is decided by POT's network simplex with cost 1 off that set
-  (feasible ⇔ optimal cost ≤ ``MASS_TOL``), bisecting over the sorted candidate distances.
+  (feasible ⇔ optimal cost ≤ ``MASS_TOL``). Tests start at the lower bound; a failed test
+  raises it by the Hall/Strassen bound ν(N_t(A)) ≥ μ(A) of the level sets A of its dual
+  potentials, a successful one lowers the upper bound to its plan's largest cost.
   Masses are floats: a mass defect ≤ ``MASS_TOL = 1e-12`` (the tolerance
   :class:`~wflow.measures.ParticleMeasure` allows on Σ w_i) is round-off, not mass. Integer
   max-flow is not used for weights: scipy's ``maximum_flow`` only takes int32 capacities

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.animation import FuncAnimation
 from matplotlib.collections import LineCollection, PatchCollection, PathCollection
 from matplotlib.figure import Figure
@@ -39,6 +41,15 @@ def test_fit_rate_recovers_power_law():
     assert np.isnan(P.fit_rate([0.1, 0.05], [0.0, 1.0])[0])
     with pytest.raises(ValueError, match="same length"):
         P.fit_rate([0.1, 0.05], [1.0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(rate=st.floats(0.1, 3.0), C=st.floats(1e-3, 1e3), tau0=st.floats(1e-3, 1.0), m=st.integers(2, 8))
+def test_fit_rate_is_exact_on_power_laws(rate, C, tau0, m):
+    taus = tau0 * 2.0 ** -np.arange(m)
+    r, c = P.fit_rate(taus, C * taus**rate)
+    assert r == pytest.approx(rate, abs=1e-9)
+    assert c == pytest.approx(C, rel=1e-8)
 
 
 @pytest.mark.parametrize("norm, kind", [("linf", Rectangle), ("l2", Circle), ("l1", Polygon), (3, Polygon)])

@@ -312,6 +312,15 @@ def test_property_marginals_exact_and_segments_bounded_by_winf(specs, gluing):
     assert np.all(step <= eta.info["winf_steps"][None] + 1e-15)
     for k in range(len(snaps) - 1):
         assert eta.info["winf_steps"][k] == pytest.approx(wflow.winf(snaps[k], snaps[k + 1]), abs=1e-15)
+    # curve counts: the first plan with m entries continues m curves; then interval gluing adds at
+    # most (entries − atoms) per step (a + b − 1 per atom), product gluing multiplies
+    info = eta.info
+    n_prev = np.r_[info["n_atoms"][0], info["n_curves_steps"][:-1]]
+    if gluing == "interval":
+        assert info["n_curves_steps"][0] == info["plan_entries"][0]
+        assert np.all(info["n_curves_steps"] <= n_prev + info["plan_entries"] - info["n_atoms"][:-1])
+    assert np.all(info["n_curves_steps"] >= np.maximum(n_prev, info["plan_entries"]))
+    assert info["n_curves_steps"][-1] == eta.n_curves
 
 
 def test_zero_weight_atoms_are_ignored_and_shuffling_does_not_matter():

@@ -515,8 +515,10 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     Returns
     -------
     CurveMeasure
-        ``info`` holds ``"winf_steps"`` (the value of each coupling, shape (K,)) and
-        ``"n_curves_steps"`` (number of curves after each gluing step).
+        ``info`` holds ``"winf_steps"`` (the value of each coupling, shape (K,)),
+        ``"n_curves_steps"`` (number of curves after each gluing step), ``"plan_entries"``
+        (non-zero entries of each plan after removing round-off) and ``"n_atoms"`` (support
+        size of every snapshot, (K+1,)).
 
     Raises
     ------
@@ -549,12 +551,13 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     cur_w = np.array(snaps[0].weights)
     prev_pos = snaps[0].points  # the previous point of each curve (ordering key)
     parents, atoms = [], [cur_atom]
-    winf_steps, n_steps = np.zeros(K), np.zeros(K, dtype=np.int64)
+    winf_steps, n_steps, n_entries = np.zeros(K), np.zeros(K, dtype=np.int64), np.zeros(K, dtype=np.int64)
     for k in range(K):
         mu, nu = snaps[k], snaps[k + 1]
         gamma = optimal_coupling(mu, nu, norm, tie_break=tie_break)
         rows, cols, mass = _checked_coupling(gamma, mu.weights, nu.weights, k)
         winf_steps[k] = float(gamma.value)
+        n_entries[k] = rows.size
         if gluing == "interval":
             parent, edge, w = _glue_interval(cur_atom, cur_w, prev_pos, rows, cols, mass,
                                              nu.points[cols], mu.weights)
@@ -579,4 +582,5 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
             idx = parents[k - 1][idx]
     return CurveMeasure(U, cur_w, t, p, normalize=True,
                         info={"source": "snapshots", "gluing": gluing, "tie_break": tie_break,
-                              "winf_steps": winf_steps, "n_curves_steps": n_steps})
+                              "winf_steps": winf_steps, "n_curves_steps": n_steps,
+                              "plan_entries": n_entries, "n_atoms": np.array([mu.n for mu in snaps])})

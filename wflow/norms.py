@@ -212,6 +212,7 @@ def _project_l1_ball(y: np.ndarray, r: np.ndarray) -> np.ndarray:
     css = np.cumsum(u, axis=-1) - r[:, None]
     k = np.arange(1, y.shape[-1] + 1)
     cond = u - css / k > 0
+    cond[:, 0] = True  # exact for r > 0; guards the cancellation 1 − (1 − r) = 0 for tiny r
     rho = y.shape[-1] - 1 - np.argmax(cond[:, ::-1], axis=-1)
     theta = np.take_along_axis(css, rho[:, None], axis=-1) / (rho[:, None] + 1.0)
     z = np.sign(y) * np.maximum(a - np.maximum(theta, 0.0), 0.0)
@@ -220,6 +221,11 @@ def _project_l1_ball(y: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):  # λ → ∞ is handled explicitly
+        return _project_lp_ball_kkt(y, r, p)
+
+
+def _project_lp_ball_kkt(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
     """Euclidean projection onto {‖z‖_p ≤ r}, 1 < p < ∞, p ≠ 2.
 
     KKT: z_i = sign(y_i) s_i with s_i + λ p s_i^{p−1} = |y_i|; ‖z‖_p decreases in λ. Both the
@@ -253,16 +259,21 @@ def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
     lam_lo = np.zeros(a.shape[0])
     lam_hi = np.ones(a.shape[0])
     while True:
-        grow = norm(solve_s(lam_hi), p) > rr
+        grow = (norm(solve_s(lam_hi), p) > rr) & np.isfinite(lam_hi)
         if not grow.any():
             break
-        lam_hi = np.where(grow, lam_hi * 4.0, lam_hi)
+        lam_hi = np.where(grow, lam_hi * 16.0, lam_hi)
+    # λ overflowed only when r is below the resolution of |y| (r/|y| ≲ 1e-150): the
+    # projection is then 0 up to an absolute error ≤ r
+    tiny = ~np.isfinite(lam_hi)
+    lam_hi[tiny] = 1.0
     for _ in range(80):
         mid = 0.5 * (lam_lo + lam_hi)
         big = norm(solve_s(mid), p) > rr
         lam_lo = np.where(big, mid, lam_lo)
         lam_hi = np.where(big, lam_hi, mid)
     s = solve_s(lam_hi)
+    s[tiny] = 0.0
     z[out_rows] = np.sign(y[out_rows]) * s
     return z
 

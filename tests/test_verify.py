@@ -150,6 +150,20 @@ def test_maximal_slope_mass_counts_the_right_curves():
     json.dumps(r.to_dict())
 
 
+def test_set_valued_inclusion_counts_every_admissible_selection():
+    # V(x) = x₁ on (R², ℓ∞): u₁' = −1 and u₂ anything with |u₂'| ≤ 1 are all curves of maximal slope
+    L = Linear([1.0, 0.0])
+    t = np.linspace(0, 1, 21)
+    u1 = -t
+    wiggle = 0.05 * np.sin(20 * t)  # |u₂'| ≤ 1
+    curves = np.stack([np.c_[u1, 0 * t], np.c_[u1, wiggle], np.c_[u1, t], np.c_[u1, 2 * wiggle]])
+    eta = CurveMeasure(curves, [0.1, 0.2, 0.3, 0.4], t)
+    r = check_maximal_slope_mass(eta, L, tol=1e-12)
+    np.testing.assert_allclose(eta.dissipation_defect(L), 0.0, atol=1e-14)
+    # only the last selection is too fast (|u₂'| reaches 2 on some segment)
+    assert r.mass == pytest.approx(0.6, abs=1e-15) and r.n_failing == 1 and r.max_lipschitz > 1.5
+
+
 def test_verify_characterization_on_the_exact_flow():
     rng = np.random.default_rng(7)
     x0 = rng.uniform(-1, 1, (10, 2))

@@ -390,3 +390,20 @@ def test_infeasible_coupling_is_refused(monkeypatch):
     monkeypatch.setattr(tr, "optimal_coupling", lambda *a, **k: Bad())
     with pytest.raises(RuntimeError, match="misses their weights"):
         superpose_snapshots([np.zeros((1, 2)), np.ones((1, 2))], [0.0, 1.0])
+
+
+def test_dissipation_defect_with_per_particle_labels():
+    """η from a labelled flow evaluates a loss potential with one label per curve."""
+    from wflow.adversarial import load_model, make_loss
+
+    model = load_model("two_moons_gelu")
+    X = np.random.default_rng(4).uniform(-1, 2, size=(30, 2))
+    y = (np.arange(30) % 2).astype(float)
+    V = -make_loss(model, y, "mse")
+    res = wflow.solve_flow(V, X, T=0.05, tau=0.001)
+    eta = wflow.superpose(res)
+    defect = eta.dissipation_defect(V)
+    # per-curve defect equals the flow's own energies and slopes (trapezoid on the same grid)
+    E, S = res.energies, res.slopes
+    trap = 0.5 * np.sum((S[1:] + S[:-1]) * np.diff(res.times)[:, None], axis=0)
+    np.testing.assert_allclose(defect, E[-1] - E[0] + trap, rtol=0, atol=1e-12)

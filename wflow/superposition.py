@@ -259,10 +259,11 @@ class CurveMeasure:
         if not (callable(getattr(potential, "value", None)) and callable(getattr(potential, "grad", None))):
             raise TypeError(f"potential must have .value and .grad, got {type(potential).__name__}")
         grid, U = self._refined(substeps)
-        flat = U.reshape(-1, self.dim)
-        vals = np.asarray(potential.value(flat), dtype=float).reshape(U.shape[:2])
-        slopes = dual_norm(np.asarray(potential.grad(flat), dtype=float), p).reshape(U.shape[:2])
-        return grid, vals, _cumtrapz(slopes, grid)
+        # one vectorized call per grid time (rows = curves), so a potential carrying one datum
+        # per particle (an attack loss with its labels) sees its rows aligned with the curves
+        vals = np.stack([np.asarray(potential.value(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
+        grads = np.stack([np.asarray(potential.grad(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
+        return grid, vals, _cumtrapz(dual_norm(grads, p), grid)
 
     def dissipation_defect(self, potential, norm=None, *, s=None, t=None, substeps: int = 1) -> np.ndarray:
         """Energy-dissipation defect of every curve, shape (m,).

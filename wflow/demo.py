@@ -264,11 +264,7 @@ def _attack_demo(out, *, quick: bool, progress: bool, seed: int) -> dict:
         timings["figures"] = time.perf_counter() - t0
         stages.update(2)
         stages.close()
-        timings["total"] = time.perf_counter() - t_start
-        report["timings_seconds"] = timings
-        report["environment"] = {"python": platform.python_version(), "numpy": np.__version__}
-        st.write_json("report.json", report)
-        st.write_text("report.md", render_report_md(report))
+        _write_reports(st, report, timings, t_start)
     return report
 
 
@@ -334,12 +330,17 @@ def _landscape_demo(out, *, quick: bool, progress: bool, seed: int) -> dict:
         anim = animate_measure(res, potential=V, max_frames=20 if quick else 40)
         save_animation(anim, st.path("animation.gif"), fps=8, dpi=60)
         timings["figures"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - t_start
-        report["timings_seconds"] = timings
-        report["environment"] = {"python": platform.python_version(), "numpy": np.__version__}
-        st.write_json("report.json", report)
-        st.write_text("report.md", render_report_md(report))
+        _write_reports(st, report, timings, t_start)
     return report
+
+
+def _write_reports(st: StagedOutput, report: dict, timings: dict, t_start: float) -> None:
+    """Add timings and environment to the report and stage report.json and report.md."""
+    timings["total"] = time.perf_counter() - t_start
+    report["timings_seconds"] = timings
+    report["environment"] = {"python": platform.python_version(), "numpy": np.__version__}
+    st.write_json("report.json", report)
+    st.write_text("report.md", render_report_md(report))
 
 
 def render_report_md(report: dict) -> str:

@@ -221,61 +221,75 @@ def _project_l1_ball(y: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):  # λ → ∞ is handled explicitly
-        return _project_lp_ball_kkt(y, r, p)
+    """Euclidean projection onto {‖z‖_p ≤ r}, 1 < p < ∞, p ≠ 2 (rows of y, radii r).
 
-
-def _project_lp_ball_kkt(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
-    """Euclidean projection onto {‖z‖_p ≤ r}, 1 < p < ∞, p ≠ 2.
-
-    KKT: z_i = sign(y_i) s_i with s_i + λ p s_i^{p−1} = |y_i|; ‖z‖_p decreases in λ. Both the
-    inner equation (per coordinate) and λ are solved by bisection to float resolution
-    (80 halvings each), vectorized over rows.
+    By scaling, P_r(y) = r P_1(y / r). KKT for the unit ball: z_i = sign(y_i) s_i with
+    s_i + λ p s_i^{p−1} = a_i := |y_i| and λ > 0 such that φ(λ) = Σ s_i^p − 1 = 0; φ decreases
+    and λ ∈ (0, ‖a‖_q / p]. The scalar equations are solved by Newton's method from an upper
+    bound of the root (monotone convergence, see :func:`_kkt_s`), λ by Newton's method
+    safeguarded by bisection until |φ| ≤ 1e-13. A final rescaling s ← s / max(1, ‖s‖_p) makes
+    the point feasible. Rows with r/‖y‖ below ~1e-150 (powers overflow) return the centre,
+    an absolute error ≤ r.
     """
-    a = np.abs(y)
-    nrm = norm(y, p)
-    out_rows = nrm > r
     z = y.copy()
-    if not out_rows.any():
-        return z
-    zero_radius = out_rows & (r == 0)
-    z[zero_radius] = 0.0
+    out_rows = norm(y, p) > r
+    z[out_rows & (r == 0)] = 0.0
     out_rows &= r > 0
     if not out_rows.any():
         return z
-    a = a[out_rows]
-    rr = r[out_rows]
-
-    def solve_s(lam):
-        lo = np.zeros_like(a)
-        hi = a.copy()
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            f = mid + lam[:, None] * p * mid ** (p - 1.0) - a
-            hi = np.where(f > 0, mid, hi)
-            lo = np.where(f > 0, lo, mid)
-        return 0.5 * (lo + hi)
-
-    lam_lo = np.zeros(a.shape[0])
-    lam_hi = np.ones(a.shape[0])
-    while True:
-        grow = (norm(solve_s(lam_hi), p) > rr) & np.isfinite(lam_hi)
-        if not grow.any():
-            break
-        lam_hi = np.where(grow, lam_hi * 16.0, lam_hi)
-    # λ overflowed only when r is below the resolution of |y| (r/|y| ≲ 1e-150): the
-    # projection is then 0 up to an absolute error ≤ r
-    tiny = ~np.isfinite(lam_hi)
-    lam_hi[tiny] = 1.0
-    for _ in range(80):
-        mid = 0.5 * (lam_lo + lam_hi)
-        big = norm(solve_s(mid), p) > rr
-        lam_lo = np.where(big, mid, lam_lo)
-        lam_hi = np.where(big, lam_hi, mid)
-    s = solve_s(lam_hi)
-    s[tiny] = 0.0
-    z[out_rows] = np.sign(y[out_rows]) * s
+    rr = r[out_rows][:, None]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        a = np.abs(y[out_rows]) / rr
+        lo = np.zeros(len(a))
+        hi = norm(a, dual_exponent(p)) / p
+        lam = 0.5 * hi
+        for _ in range(200):
+            sv = _kkt_s(a, lam, p)
+            phi = np.sum(sv**p, axis=1) - 1.0
+            if np.all(np.abs(phi) <= 1e-13):
+                break
+            lo = np.where(phi > 0, lam, lo)
+            hi = np.where(phi > 0, hi, lam)
+            sp1 = sv ** (p - 1.0)
+            # dφ/dλ = Σ p s^{p−1} ds/dλ with ds/dλ = −p s^{p−1} / (1 + λ p (p−1) s^{p−2})
+            ds = np.where(sv > 0, -p * sp1 / (1.0 + lam[:, None] * p * (p - 1.0) * sv ** (p - 2.0)), 0.0)
+            newton = lam - phi / np.sum(p * sp1 * ds, axis=1)
+            ok = np.isfinite(newton) & (newton > lo) & (newton < hi)
+            lam = np.where(ok, newton, 0.5 * (lo + hi))
+        sv /= np.maximum(1.0, norm(sv, p))[:, None]
+    sv[~np.all(np.isfinite(sv), axis=1)] = 0.0
+    z[out_rows] = np.sign(y[out_rows]) * sv * rr
     return z
+
+
+def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.ndarray:
+    """Solve s + c s^{p−1} = a (c = λp ≥ 0, one λ per row) for s ∈ [0, a], elementwise.
+
+    p ≥ 2: f(s) = s + c s^{p−1} − a is convex and increasing and s₀ = min(a, (a/c)^{1/(p−1)})
+    bounds the root from above, so Newton's iterates decrease monotonically to it.
+    1 < p < 2: the same for t = s^{p−1}, g(t) = t^{1/(p−1)} + c t − a, t₀ = min(a^{p−1}, a/c).
+    Stops when every step is below ``tol`` relative.
+    """
+    c = (lam * p)[:, None]
+    safe_c = np.where(c > 0, c, 1.0)
+    if p >= 2.0:
+        s = np.minimum(a, np.where(c > 0, (a / safe_c) ** (1.0 / (p - 1.0)), a))
+        for _ in range(100):
+            sp2 = s ** (p - 2.0)
+            step = np.where(s > 0, (s + c * sp2 * s - a) / (1.0 + c * (p - 1.0) * sp2), 0.0)
+            s = np.maximum(s - step, 0.0)
+            if np.all(np.abs(step) <= tol * s):
+                break
+        return s
+    m = 1.0 / (p - 1.0)
+    t = np.minimum(a ** (p - 1.0), np.where(c > 0, a / safe_c, np.inf))
+    for _ in range(100):
+        tm1 = t ** (m - 1.0)
+        step = np.where(t > 0, (tm1 * t + c * t - a) / (m * tm1 + c), 0.0)
+        t = np.maximum(t - step, 0.0)
+        if np.all(np.abs(step) <= tol * t):
+            break
+    return t**m
 
 
 def project_ball(
@@ -287,7 +301,7 @@ def project_ball(
     """Euclidean projection of each row of x onto the ℓp ball B_r(center).
 
     ℓ∞: coordinate clipping (this is what IFGSM does); ℓ2: radial scaling; ℓ1: the sort-based
-    simplex projection; other p: bisection on the KKT multiplier (see ``_project_lp_ball``).
+    simplex projection; other p: Newton's method on the KKT conditions (see ``_project_lp_ball``).
     The result satisfies ‖z − center‖_p ≤ r up to float round-off.
 
     Parameters

@@ -6,10 +6,40 @@ import numpy as np
 
 from .norms import dual_norm, parse_norm
 
-__all__ = ["ParticleMeasure", "as_measure"]
+__all__ = ["ParticleMeasure", "as_measure", "probability_weights"]
 
 #: weights must sum to 1 within this (absolute) tolerance unless ``normalize=True``
 WEIGHT_SUM_TOL = 1e-12
+
+
+def probability_weights(weights, n: int, *, normalize: bool = False, owner: str = "points") -> np.ndarray:
+    """Validate probability weights: shape (n,), finite, ≥ 0, summing to 1.
+
+    The sum must be 1 within ``WEIGHT_SUM_TOL`` unless ``normalize=True``, in which case the
+    weights are divided by their (positive) sum. ``owner`` names what the weights must match
+    in error messages. Returns a new float64 array.
+    """
+    try:
+        w = np.array(weights, dtype=float).reshape(-1) if np.ndim(weights) else None
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"weights must be a numeric array of shape (n,): {exc}") from None
+    if w is None or w.shape != (n,):
+        raise ValueError(f"weights must have shape ({n},) to match {owner}, got {np.shape(weights)}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contains NaN or infinite values")
+    if np.any(w < 0):
+        raise ValueError(f"weights must be >= 0, got minimum {w.min():g}")
+    total = w.sum()
+    if normalize:
+        if total <= 0:
+            raise ValueError("weights sum to 0: cannot normalize")
+        return w / total
+    if abs(total - 1.0) > WEIGHT_SUM_TOL:
+        raise ValueError(
+            f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); "
+            "pass normalize=True to rescale them"
+        )
+    return w
 
 
 class ParticleMeasure:
@@ -52,29 +82,7 @@ class ParticleMeasure:
         if not np.all(np.isfinite(X)):
             raise ValueError("points contains NaN or infinite values")
         n = X.shape[0]
-        if weights is None:
-            w = np.full(n, 1.0 / n)
-        else:
-            try:
-                w = np.array(weights, dtype=float).reshape(-1) if np.ndim(weights) else None
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"weights must be a numeric array of shape (n,): {exc}") from None
-            if w is None or w.shape != (n,):
-                raise ValueError(f"weights must have shape ({n},) to match points, got {np.shape(weights)}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError("weights contains NaN or infinite values")
-            if np.any(w < 0):
-                raise ValueError(f"weights must be >= 0, got minimum {w.min():g}")
-            total = w.sum()
-            if normalize:
-                if total <= 0:
-                    raise ValueError("weights sum to 0: cannot normalize")
-                w = w / total
-            elif abs(total - 1.0) > WEIGHT_SUM_TOL:
-                raise ValueError(
-                    f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); "
-                    "pass normalize=True to rescale them"
-                )
+        w = np.full(n, 1.0 / n) if weights is None else probability_weights(weights, n, normalize=normalize)
         if drop_zero:
             keep = w > 0
             X, w = X[keep], w[keep]

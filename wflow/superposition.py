@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import integer, real
-from .measures import WEIGHT_SUM_TOL, ParticleMeasure, as_measure
+from .measures import ParticleMeasure, as_measure, probability_weights
 from .norms import dual_norm, norm_name, parse_norm
 from .norms import norm as _norm
 
@@ -114,23 +114,7 @@ class CurveMeasure:
             raise ValueError("curves contains NaN or infinite values")
         m, K1, _ = U.shape
         t = _as_times(times, "times", size=K1)
-        try:
-            w = np.array(weights, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"weights must be a numeric array of shape (m,): {exc}") from None
-        if w.shape != (m,):
-            raise ValueError(f"weights must have shape ({m},) to match curves, got {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError("weights must be finite and >= 0")
-        total = w.sum()
-        if normalize:
-            if total <= 0:
-                raise ValueError("weights sum to 0: cannot normalize")
-            w = w / total
-        elif abs(total - 1.0) > WEIGHT_SUM_TOL:
-            raise ValueError(
-                f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); pass normalize=True"
-            )
+        w = probability_weights(weights, m, normalize=normalize, owner="curves")
         self.p = parse_norm(norm, name="norm")
         for a in (U, w, t):
             a.setflags(write=False)

@@ -271,7 +271,9 @@ def test_labels_restrict_and_row_check():
     v = L.value(X)
     sub = L.restrict(slice(1, 4))
     np.testing.assert_array_equal(sub.labels, y[1:4])
-    np.testing.assert_allclose(sub.value(X[1:4]), v[1:4], rtol=0, atol=0)
+    # BLAS may block a 3-row and a 5-row matmul differently: the sums agree to a few ulp of
+    # the loss (values O(1), 3 hidden layers), not bit for bit.
+    np.testing.assert_allclose(sub.value(X[1:4]), v[1:4], rtol=1e-13, atol=1e-15)
     with pytest.raises(ValueError, match="labels"):
         L.value(X[:3])
     # a broadcast label: any number of rows, restrict is the identity

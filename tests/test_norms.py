@@ -107,3 +107,26 @@ def test_projection_closed_forms():
     np.testing.assert_allclose(project_ball(x, 0, 1.0, 1), [[0.0, 0.0, 1.0]], atol=1e-15)
     with pytest.raises(ValueError, match="radius"):
         project_ball(x, 0, -1.0, 2)
+
+
+def test_norm_value_object():
+    from wflow.norms import Norm, as_norm
+
+    n = as_norm("l2")
+    assert n == Norm(2) == as_norm(2.0) and hash(n) == hash(Norm(2.0))
+    assert as_norm(n) is n and str(n) == "l2"
+    assert as_norm("linf").q == 1.0 and as_norm(1).q == np.inf and as_norm(1.5).q == pytest.approx(3.0)
+    assert as_norm(3).name == "l3"
+    x = np.array([[3.0, -4.0], [1.0, 1.0]])
+    np.testing.assert_allclose(n.norm(x), [5.0, np.sqrt(2)])
+    np.testing.assert_allclose(as_norm("linf").dual(x), [7.0, 2.0])
+    np.testing.assert_allclose(n.steepest(x[:1]), [[0.6, -0.8]])
+    np.testing.assert_allclose(as_norm("linf").project_ball(x, 0.0, 1.0), [[1.0, -1.0], [1.0, 1.0]])
+    # module functions accept a Norm where they accept a name
+    assert norm(x, Norm(1)).tolist() == [7.0, 2.0]
+    with pytest.raises(ValueError, match="norm"):
+        as_norm("l0")
+    with pytest.raises(ValueError, match="metric"):
+        as_norm(0.5, name="metric")
+    with pytest.raises(TypeError, match="norm"):
+        as_norm(None)

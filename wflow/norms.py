@@ -24,11 +24,15 @@ selection is explicit:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._validation import rng_from as _rng
 
 __all__ = [
+    "Norm",
+    "as_norm",
     "parse_norm",
     "dual_exponent",
     "norm",
@@ -59,6 +63,8 @@ def parse_norm(norm: str | float | int, *, name: str = "norm") -> float:
     TypeError
         For anything that is neither a string nor a real number.
     """
+    if isinstance(norm, Norm):
+        return norm.p
     if isinstance(norm, str):
         key = norm.strip().lower()
         if key not in _NAMES:
@@ -332,3 +338,62 @@ def project_ball(
     else:
         z = _project_lp_ball(y, rb, p)
     return c + z.reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class Norm:
+    """The ℓp norm on R^d as a value object.
+
+    ``Norm(p)`` with p in [1, ∞]; build it with :func:`as_norm` from ``"l1"``, ``"l2"``,
+    ``"linf"``, a number or another ``Norm``. Equal orders give equal (and equally hashed)
+    norms. All methods act on the last axis, like the module functions.
+
+    Attributes
+    ----------
+    p : float
+        The order, 1 ≤ p ≤ ∞.
+    """
+
+    p: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "p", parse_norm(self.p, name="p"))
+
+    @property
+    def q(self) -> float:
+        """Dual order, 1/p + 1/q = 1."""
+        return dual_exponent(self.p)
+
+    @property
+    def name(self) -> str:
+        """Canonical name: ``"l1"``, ``"l2"``, ``"linf"`` or ``"l<p>"``."""
+        return norm_name(self.p)
+
+    def norm(self, x) -> np.ndarray:
+        """‖x‖_p along the last axis, ``(..., d) -> (...)``."""
+        return norm(x, self.p)
+
+    def dual(self, xi) -> np.ndarray:
+        """Dual norm ‖ξ‖_q along the last axis."""
+        return dual_norm(xi, self.p)
+
+    def steepest(self, xi, *, selection: str = "canonical", rng=None) -> np.ndarray:
+        """An element of ∂‖·‖_*(ξ) (see :func:`steepest`)."""
+        return steepest(xi, self.p, selection=selection, rng=rng)
+
+    def project_ball(self, x, center, radius) -> np.ndarray:
+        """Euclidean projection onto the closed ball B_radius(center) of this norm."""
+        return project_ball(x, center, radius, self.p)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def as_norm(norm: str | float | int | Norm, *, name: str = "norm") -> Norm:
+    """Coerce a norm specification (name, order p ≥ 1, or :class:`Norm`) to a :class:`Norm`.
+
+    Raises ``ValueError``/``TypeError`` naming ``name`` for anything else.
+    """
+    if isinstance(norm, Norm):
+        return norm
+    return Norm(parse_norm(norm, name=name))

@@ -127,7 +127,7 @@ def as_particles(x, chunks=None, name: str = "x0"):
         x = x.astype(float)
         return x.rechunk({0: chunks if chunks is not None else x.chunks[0], 1: -1})
     X = as_points(x, name)
-    return da.from_array(X, chunks=(chunks if chunks is not None else 1 << 16, -1))
+    return da.from_array(X, chunks=(chunks if chunks is not None else 1 << 16, -1), name=False)
 
 
 def _row_slices(chunks: tuple[int, ...]) -> list[slice]:
@@ -157,7 +157,7 @@ def _weights(weights, n: int, row_chunks, name: str = "weights"):
         if abs(total - 1.0) > WEIGHT_SUM_TOL:
             raise ValueError(f"{name} must sum to 1 within {WEIGHT_SUM_TOL:g}, got {total!r}")
         return w
-    return da.from_array(probability_weights(weights, n), chunks=(row_chunks,))
+    return da.from_array(probability_weights(weights, n), chunks=(row_chunks,), name=False)
 
 
 def _aligned(a, row_chunks, n: int, name: str):
@@ -169,7 +169,7 @@ def _aligned(a, row_chunks, n: int, name: str):
         raise ValueError(f"{name} must have {n} rows (one per particle), got shape {a.shape}")
     if isinstance(a, da.Array):
         return a.rechunk({0: row_chunks, **{i: -1 for i in range(1, a.ndim)}})
-    return da.from_array(a, chunks=(row_chunks,) + a.shape[1:])
+    return da.from_array(a, chunks=(row_chunks,) + a.shape[1:], name=False)
 
 
 # ------------------------------------------------------------------------------------------------

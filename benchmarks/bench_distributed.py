@@ -146,6 +146,7 @@ def main(argv=None):
     ap.add_argument("--d", type=int, default=784)
     ap.add_argument("--radius", type=float, default=0.6)
     ap.add_argument("--chunk", type=int, default=CHUNK)
+    ap.add_argument("--repeats", type=int, default=2, help="rounds; even rounds run the variants in reverse order")
     ap.add_argument("--variant")
     ap.add_argument("--child", action="store_true")
     a = ap.parse_args(argv)
@@ -164,21 +165,24 @@ def main(argv=None):
     else:
         n = a.n or 20_000
         variants = ["single", "cluster"]
-    rows = []
-    for v in variants:
-        extra = ["--d", str(a.d), "--radius", str(a.radius)] if a.case == "risk" else ["--chunk", str(a.chunk)]
-        r = _child([a.case, "--variant", v, "--n", str(n), *extra])
-        rows.append(r)
-        print(json.dumps({k: v for k, v in r.items() if k != "curve"}))
-    if a.case == "flow":
-        ref = np.array(rows[0]["curve"])
-        for r in rows[1:]:
-            print(f"{r['variant']}: max |curve - single| = {np.abs(np.array(r['curve']) - ref).max():.3g}")
-    print("| variant | time (s) | peak RSS of the process (MB) | peak RSS per worker (MB) |")
-    print("|---|---:|---:|---|")
-    for r in rows:
-        wk = ", ".join(f"{m:.0f}" for m in r.get("worker_peak_mb", [])) or "—"
-        print(f"| {r['variant']} | {r['time_s']:.2f} | {r['process_peak_mb']:.0f} | {wk} |")
+    rows = {v: [] for v in variants}
+    extra = ["--d", str(a.d), "--radius", str(a.radius)] if a.case == "risk" else ["--chunk", str(a.chunk)]
+    for rnd in range(a.repeats if len(variants) > 1 else 1):
+        for v in (variants if rnd % 2 == 0 else variants[::-1]):  # mirrored order: load drift cancels
+            r = _child([a.case, "--variant", v, "--n", str(n), *extra])
+            rows[v].append(r)
+            print(json.dumps({k: x for k, x in r.items() if k != "curve"}), flush=True)
+    if a.case == "flow" and "single" in rows:
+        ref = np.array(rows["single"][0]["curve"])
+        for v in variants[1:]:
+            diff = max(np.abs(np.array(r["curve"]) - ref).max() for r in rows[v])
+            print(f"{v}: max |energy curve - single process| = {diff:.3g}")
+    print("| variant | time (s), each round | peak RSS of the process (MB) | peak RSS per worker (MB) |")
+    print("|---|---|---:|---|")
+    for v, rs in rows.items():
+        wk = ", ".join(f"{m:.0f}" for m in max((r.get("worker_peak_mb", []) for r in rs), key=sum)) or "—"
+        times = " / ".join(f"{r['time_s']:.1f}" for r in rs)
+        print(f"| {v} | {times} | {max(r['process_peak_mb'] for r in rs):.0f} | {wk} |")
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

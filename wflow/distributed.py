@@ -18,9 +18,15 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import maximum_flow
+from scipy.spatial.distance import cdist
 
 from . import flow as _flow
 from ._validation import as_points, integer, real, rng_from
+from .adversarial import attacks as _attacks
+from .adversarial import distributional as _distributional
+from .adversarial.attacks import attack_potential
 from .measures import WEIGHT_SUM_TOL, ParticleMeasure, probability_weights
 from .norms import Norm, as_norm
 
@@ -253,7 +259,7 @@ class DaskFlowResult:
         res = self.compute() if self.is_lazy else self
         return _flow.FlowResult(
             times=self.times, positions=np.asarray(res.positions), weights=np.asarray(res.weights),
-            potential=potential, p=self.norm.p, tau=self.tau, scheme=self.scheme, budget=self.budget,
+            potential=potential, norm=self.norm, tau=self.tau, scheme=self.scheme, budget=self.budget,
             stride=self.stride,
         )
 
@@ -523,8 +529,6 @@ def _labels(y, n: int, row_chunks):
 
 
 def _attack_block(fn_name, model, X, y, args, kwargs, gen_state, skip):
-    from .adversarial import attacks
-
     X = np.asarray(X, dtype=float)
     y = y if y is None or np.ndim(y) == 0 else np.asarray(y)
     if gen_state is not None:
@@ -533,13 +537,11 @@ def _attack_block(fn_name, model, X, y, args, kwargs, gen_state, skip):
         if skip:
             bg.advance(skip)
         kwargs = dict(kwargs, seed=np.random.Generator(bg))
-    return _adv_points(getattr(attacks, fn_name)(model, X, y, *args, **kwargs))
+    return _adv_points(getattr(_attacks, fn_name)(model, X, y, *args, **kwargs))
 
 
 def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, random_start=False):
     dask, da = _dask()
-    from .adversarial import attacks
-
     X = as_particles(x, None if chunks is None else integer(chunks, "chunks", low=1), "x")
     n, d = X.shape
     row_chunks = X.chunks[0]
@@ -549,7 +551,7 @@ def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, rando
     y_probe = y if y is None or np.ndim(y) == 0 else np.asarray(y[probe])
     probe_args = args if fn_name == "fgsm" else args[:2] + (min(args[2], 1),)
     probe_kw = dict(kwargs, random_start=random_start, seed=0) if fn_name != "fgsm" else kwargs
-    getattr(attacks, fn_name)(model, np.asarray(X[probe]), y_probe, *probe_args, **probe_kw)
+    getattr(_attacks, fn_name)(model, np.asarray(X[probe]), y_probe, *probe_args, **probe_kw)
     state = None
     if fn_name != "fgsm":
         kwargs = dict(kwargs, random_start=random_start)
@@ -656,8 +658,6 @@ class DaskAttackFlow:
 
 
 def _distributional_block(model, X, y, w, args, options, keep_positions, seed):
-    from .adversarial.attacks import attack_potential
-
     eps, tau, norm, loss, scheme, stride = args
     X = np.asarray(X, dtype=float)
     w = np.asarray(w)
@@ -706,8 +706,6 @@ def distributional_attack(model, data, y=None, eps: float = 0.1, tau: float | No
     DaskAttackFlow
     """
     dask, da = _dask()
-    from .adversarial import distributional
-
     if isinstance(data, ParticleMeasure):
         if weights is not None:
             raise ValueError("weights: pass either a ParticleMeasure or weights=, not both")
@@ -726,7 +724,7 @@ def distributional_attack(model, data, y=None, eps: float = 0.1, tau: float | No
     y_blocks = _labels(y, n, row_chunks)
     probe = slice(0, min(n, 8))
     y_probe = y if y is None or np.ndim(y) == 0 else np.asarray(y[probe])
-    distributional.distributional_attack(model, np.asarray(X[probe]), y_probe, eps=eps, tau=max(tau, eps),
+    _distributional.distributional_attack(model, np.asarray(X[probe]), y_probe, eps=eps, tau=max(tau, eps),
                                          loss=loss, norm=nrm, scheme=scheme, n_winf=0, seed=0, **flow_options)
     client = _default_client() if client is None else client
     m = _ship(model, client)
@@ -805,9 +803,6 @@ class ConflictEdges:
     def transported(self, r: float) -> float:
         """F(r): the largest mass transportable between the uniform measures on X0 and X1
         along edges of length ≤ r (exact integer max-flow, scipy)."""
-        import scipy.sparse as sp
-        from scipy.sparse.csgraph import maximum_flow
-
         r = real(r, "r", low=0.0)
         if r > self.radius:
             raise ValueError(f"r must be <= radius = {self.radius:g}, got {r:g}")
@@ -830,8 +825,6 @@ def _edge_block(A, B, i0, j0, radius, nrm, kernel):
         g = kernel(A, B, radius, nrm)
         r, c, dist = g.rows, g.cols, g.dists
     else:
-        from scipy.spatial.distance import cdist
-
         p = nrm.p
         D = (cdist(A, B, "chebyshev") if p == np.inf else cdist(A, B, "cityblock") if p == 1
              else cdist(A, B, "euclidean") if p == 2 else cdist(A, B, "minkowski", p=p))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -10,7 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_points, integer, real, rng_from
+from .io import atomic_write, json_dumps
 from .measures import ParticleMeasure
+from .memory import check_memory
 from .norms import dual_norm, norm_name, parse_norm
 from .potentials import FromCallables, Potential
 from .schemes import Ball, make_scheme
@@ -173,13 +174,15 @@ class FlowResult:
 
     def save(self, path) -> None:
         """Write times, positions, weights, energies to an ``.npz`` (settings as JSON inside)."""
-        path = os.fspath(path)
-        tmp = path + ".tmp.npz"
-        np.savez_compressed(
-            tmp, times=self.times, positions=self.positions, weights=self.weights,
-            energies=self.energies, summary=np.array(json.dumps(self.summary())),
-        )
-        os.replace(tmp, path)
+        energies = self.energies
+        summary = np.array(json_dumps(self.summary(), indent=None))
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, times=self.times, positions=self.positions, weights=self.weights,
+                                    energies=energies, summary=summary)
+
+        atomic_write(path, write)
 
 
 def _as_potential(potential) -> Potential:
@@ -333,6 +336,14 @@ def solve_flow(
     _probe(potential, X0)
     if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=1e-12)):
         raise ValueError("x0 must lie in the budget ball B_budget(center)")
+
+    K_est = 0 if T == 0 else math.ceil(T / tau)
+    n_keep = K_est // stride + 2
+    check_memory(
+        8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1)),
+        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
+        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
+    )
 
     # ---- the loop: blocks of particles, each through all steps ----
     grid = time_grid(T, tau)

@@ -367,8 +367,7 @@ def attack_gaps(
     ----------
     model, data, y, eps, loss, norm : as in :func:`distributional_attack`
     ifgsm_steps, minmove_steps : sequences of int ≥ 1
-        Step counts (τ = ε/steps). Minimizing movement is skipped, with the reason recorded,
-        when the scheme is not available.
+        Step counts (τ = ε/steps).
     grid, refine : the grid search (:func:`worst_case_loss`)
     inner : inner solver of the minimizing-movement scheme
     worst : WorstCase, optional
@@ -402,14 +401,7 @@ def attack_gaps(
     for s in isteps:
         entries.append(entry("ifgsm", s, ifgsm(L, X, labels, eps, eps / s, s, norm=norm)))
     for s in msteps:
-        try:
-            Xa = minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner)
-        except ValueError as exc:
-            if "not available" not in str(exc):
-                raise
-            entries.append({"method": "minmove", "tau": eps / s, "steps": s, "skipped": str(exc)})
-            continue
-        entries.append(entry("minmove", s, Xa))
+        entries.append(entry("minmove", s, minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner)))
     return AttackGapReport(
         eps=eps, norm=norm_name(p), clean_loss=float(w @ L.value(X)),
         clean_accuracy=float(w @ (np.asarray(L.predict(X)) == labels)), worst_case=wc, entries=entries,

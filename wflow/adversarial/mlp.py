@@ -22,6 +22,7 @@ import numpy as np
 from scipy.special import erf, ndtr
 
 from .._validation import as_points, integer, rng_from
+from ..io import atomic_write
 
 __all__ = ["MLP", "ACTIVATIONS", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path"]
 
@@ -286,9 +287,12 @@ class MLP:
         arrays = {"activation": np.array(self.activation), "n_layers": np.array(len(self.weights))}
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> "MLP":

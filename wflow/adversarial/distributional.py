@@ -21,6 +21,7 @@ import numpy as np
 from .._validation import integer, real
 from ..flow import FlowResult, solve_flow
 from ..measures import ParticleMeasure, as_measure
+from ..memory import check_memory
 from ..norms import norm as _norm
 from ..norms import norm_name, parse_norm, project_ball
 from .attacks import attack_potential, fgsm, ifgsm, minmove_attack
@@ -281,6 +282,13 @@ def worst_case_loss(
     n, d = X.shape
     if d > 3:
         raise ValueError(f"worst_case_loss searches a dense grid: data must have d <= 3, got d = {d}")
+    M = float(grid) ** d
+    width = max(getattr(model, "layer_sizes", (64,)))
+    # the lattice, one batch of lattice points (≥ one data point's M nodes) with its projection
+    # and the network's activations on them
+    check_memory(8.0 * M * d + 8.0 * max(M, min(GRID_BATCH_ROWS, n * M)) * (4 * d + 2 * width + 2),
+                 f"the worst-case grid search ({grid}^{d} = {M:.3g} nodes per point)",
+                 "use a smaller grid (refinement levels, refine=..., recover the accuracy)")
     L = attack_potential(model, X, y, loss, name="data")
     labels = np.asarray(L.labels)
     best_v, best_x = _search(L, X, labels, np.full(n, eps), X, p, eps, _lattice(grid, d))

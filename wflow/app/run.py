@@ -5,7 +5,9 @@ from __future__ import annotations
 from .. import __version__
 from ..flow import solve_flow
 from ..io import StagedOutput, check_output_dir
+from ..memory import check_memory
 from ..plotting import (
+    BYTES_PER_PIXEL,
     animate_measure,
     plot_energy_slope,
     plot_landscape,
@@ -23,6 +25,9 @@ from .figures import ProbabilityField, save_staged_figure
 from .reports import render_report_md
 
 __all__ = ["run_config"]
+
+#: size of the largest figure a run draws (snapshots: 4 panels of 3.2 x 3.0 inches)
+LARGEST_FIGURE_INCHES = (12.8, 3.0)
 
 
 def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool = False) -> dict:
@@ -44,6 +49,11 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         ``out`` cannot receive the outputs (named), found before any work.
     """
     check_output_dir(out, overwrite=overwrite)
+    dpi = cfg.output.get("dpi", 90)
+    if cfg.output.get("figures", list(FIGURES)):
+        w, h = LARGEST_FIGURE_INCHES
+        check_memory(BYTES_PER_PIXEL * (w * dpi) * (h * dpi), f"rendering the figures at output.dpi = {dpi}",
+                     "lower output.dpi")
     V = build_potential(cfg)
     dim = getattr(V, "dim", None)
     mu0 = build_initial(cfg, dim)
@@ -66,7 +76,6 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         checks[1:1] = [check_energy_dissipation(res), check_maximal_slope_mass(res, min_mass=1 - 1e-9)]
     outp = cfg.output
     figures = outp.get("figures", list(FIGURES)) if mu0.dim == 2 else []
-    dpi = outp.get("dpi", 90)
     files = []
     report = {
         "wflow_version": __version__,

@@ -29,6 +29,7 @@ from .adversarial import attacks as _attacks
 from .adversarial import distributional as _distributional
 from .adversarial.attacks import attack_potential
 from .measures import WEIGHT_SUM_TOL, ParticleMeasure, probability_weights
+from .memory import check_memory
 from .norms import Norm, as_norm
 
 __all__ = [
@@ -961,6 +962,11 @@ def solve_flow_on(scheduler, potential, x0, T: float, tau: float, *, chunk_size=
     if not isinstance(scheduler, str) or not scheduler.strip():
         raise TypeError(f"scheduler must be 'threads', 'sync', 'processes' or an address, got {scheduler!r}")
     local = scheduler in ("threads", "sync", "processes")
+    n, d = (x0.points if isinstance(x0, ParticleMeasure) else np.atleast_2d(x0)).shape
+    n_keep = (len(_flow.time_grid(real(T, "T", low=0.0), real(tau, "tau", low=0.0, strict=True))) - 1) \
+        // flow_kwargs.get("stride", 1) + 2
+    check_memory(8.0 * n_keep * n * (d + 1), f"the gathered trajectory ({n_keep}, {n}, {d}) and its energies",
+                 "store fewer times with stride=..., or use wflow.distributed.solve_flow and keep only curves")
     client = None if local else connect(scheduler, timeout)
     try:
         res = solve_flow(potential, x0, T, tau, chunks=chunk_size, keep=("positions",),

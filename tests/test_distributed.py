@@ -123,6 +123,7 @@ def test_flow_memory_bounded_by_chunks():
     big, out = peak(600_000)
     trajectory = (K + 1) * 600_000 * 2 * 8  # what the in-memory path stores: 106 MB
     assert big < trajectory / 4 and big < 2 * small, (small, big, trajectory)  # 4x the particles
+    assert hasattr(out.weights, "__dask_graph__")  # curves only: no (n,) array gathered on the client
     # |fl(x ± τ) − x| = τ up to one rounding of a number of size |x| + τ ≤ 8 (standard normals)
     np.testing.assert_allclose(out.step_bound, np.full(K, 0.01), rtol=0, atol=2 * U * 8)
     # V = x1 − x2 drops at unit ℓ1 slope per unit time: 𝓔(t) = 𝓔(0) − 2t (sign steps of size τ)

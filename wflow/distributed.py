@@ -247,14 +247,18 @@ class DaskFlowResult:
     def is_lazy(self) -> bool:
         """True while any kept output is still a dask array."""
         _, da = _dask()
-        return any(isinstance(getattr(self, k), da.Array) for k in ("weights",) + FLOW_OUTPUTS)
+        return any(isinstance(getattr(self, k), da.Array) for k in FLOW_OUTPUTS)
 
     def compute(self, *, progress: bool = False, scheduler=None) -> "DaskFlowResult":
         """All kept outputs in one pass over the blocks (numpy arrays).
 
         Computing outputs one by one would run the flow once per output; this runs it once.
+        The weights are gathered only with per-particle outputs (they stay lazy otherwise, so a
+        run that keeps only curves never holds an (n,) array on the client).
         """
-        names = [k for k in ("weights",) + FLOW_OUTPUTS if getattr(self, k) is not None]
+        names = [k for k in FLOW_OUTPUTS if getattr(self, k) is not None]
+        if {"positions", "final", "energies"} & set(names):  # per-particle outputs: their weights too
+            names.append("weights")
         values = compute(*[getattr(self, k) for k in names], progress=progress, scheduler=scheduler)
         return replace(self, **dict(zip(names, values)))
 
@@ -262,7 +266,7 @@ class DaskFlowResult:
         """The single-process :class:`wflow.FlowResult` (needs ``positions``; computes them)."""
         if self.positions is None:
             raise ValueError("to_flow_result needs the positions: pass keep=(..., 'positions')")
-        res = self.compute() if self.is_lazy else self
+        res = self.compute() if self.is_lazy or hasattr(self.weights, "__dask_graph__") else self
         return _flow.FlowResult(
             times=self.times, positions=np.asarray(res.positions), weights=np.asarray(res.weights),
             potential=potential, norm=self.norm, tau=self.tau, scheme=self.scheme, budget=self.budget,

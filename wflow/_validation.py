@@ -53,7 +53,7 @@ def rng_from(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng(seed)
+        return np.random.default_rng(None if seed is None else int(seed))
     if isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
     raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}")

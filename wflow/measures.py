@@ -1,4 +1,4 @@
-"""Discrete probability measures μ = Σ_i w_i δ_{x_i} on R^d."""
+"""Discrete probability measures μ = Σ_i w_i δ_{x_i} on R^d (``docs/theory.md`` §6)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ class ParticleMeasure:
     """
 
     __slots__ = ("points", "weights")
+    points: np.ndarray
+    weights: np.ndarray
 
     def __init__(self, points, weights=None, *, normalize: bool = False, drop_zero: bool = False):
         if isinstance(points, ParticleMeasure):

@@ -57,7 +57,7 @@ ACTIVE_RTOL = 1e-9
 
 INNER_SOLVERS = ("auto", "exact", "local", "global", "cbo")
 
-_DEFAULTS = {
+_DEFAULTS: dict[str, dict[str, Any]] = {
     "exact": {},
     "local": {"max_iter": 40, "max_evals": 88, "rtol": 1e-12},
     "global": {"points_per_dim": None, "n_seeds": 4, "max_iter": 200, "rtol": 1e-14},
@@ -133,11 +133,13 @@ def project_intersection(
     norm : norm specification
     """
     p = as_norm(norm).p
-    eps = budget
     Y = np.asarray(Y, dtype=float)
     x = np.broadcast_to(np.asarray(x, dtype=float), Y.shape)
     if center is None:
         return project_ball(Y, x, tau, p)
+    if budget is None:
+        raise ValueError("budget is required when center is given")
+    eps = float(budget)
     c = np.broadcast_to(np.asarray(center, dtype=float), Y.shape)
     if p == np.inf:
         return np.clip(Y, np.maximum(x - tau, c - eps), np.minimum(x + tau, c + eps))
@@ -197,7 +199,7 @@ class _Feasible:
         if self.p == np.inf:
             return np.clip(Y, self.lo[rows], self.hi[rows])
         # general p: a few Dykstra sweeps plus the feasibility repair (a feasible retraction;
-        # each ℓp-ball projection is itself a bisection, so exact projections would dominate)
+        # each ℓp-ball projection is itself iterative, so exact projections would dominate)
         return project_intersection(
             Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.eps, self.p,
             max_iter=5,
@@ -298,7 +300,9 @@ def _exact_kind(pot: Potential, p: float, has_ball: bool) -> str | None:
 def _exact_step(kind, pot, feas: _Feasible, selection, rng):
     X, tau, p = feas.X, feas.tau, feas.p
     n, d = X.shape
-    A, b = quadratic_coefficients(pot)
+    q = quadratic_coefficients(pot)
+    assert q is not None  # _exact_kind found a closed form
+    A, b = q
     b = np.broadcast_to(np.asarray(b, dtype=float), (d,))
     rows = np.arange(n)
     if p == np.inf and kind in ("linear", "separable"):
@@ -329,6 +333,7 @@ def _exact_step(kind, pot, feas: _Feasible, selection, rng):
     if kind == "linear":  # ℓ2, two balls
         return _linear_two_l2(b, X, tau, feas.c, feas.eps, selection, rng)
     if kind == "isotropic":  # ℓ2: argmin ½α‖x + b/α‖² over C = projection of −b/α
+        assert A is not None
         alpha = A[0, 0]
         target = np.broadcast_to(-b / alpha, X.shape)
         return feas.project(np.array(target), rows)

@@ -6,7 +6,7 @@ gradient. Potentials add (``V + W``), scale (``2.0 * V``) and negate (``-V``), s
 that *ascends* a loss ℓ is the flow of ``-loss``.
 
 Subclasses implement ``_value(X)`` and ``_grad(X)`` on validated ``(n, d)`` float arrays
-(and may override ``_value_and_grad`` when both share work).
+(and may override ``_value_and_grad`` when both share work). Shapes: ``docs/conventions.md``.
 """
 
 from __future__ import annotations
@@ -415,8 +415,8 @@ def quadratic_coefficients(potential: Potential) -> tuple[np.ndarray | None, np.
         q = quadratic_coefficients(potential.base)
         if q is None:
             return None
-        A, b = q
-        return (None if A is None else potential.scale * A), potential.scale * b
+        A0, b0 = q
+        return (None if A0 is None else potential.scale * A0), potential.scale * b0
     if isinstance(potential, SumPotential):
         A: np.ndarray | None = None
         b: np.ndarray | float = 0.0

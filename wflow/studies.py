@@ -10,6 +10,7 @@
 - :func:`closed_form_flow` — the exact ∞-curves the studies compare with.
 
 All studies return a :class:`StudyResult` (a small table, JSON-ready through ``to_dict()``).
+Mathematics: ``docs/theory.md`` §2–5.
 """
 
 from __future__ import annotations
@@ -277,6 +278,7 @@ def convergence_study(
     def run(kw, tau):
         return solve_flow(potential, X0, T, float(tau), seed=seed, **common, **kw)
 
+    ref: FlowResult | Callable[[np.ndarray], np.ndarray]
     pairwise = isinstance(reference, str) and reference == "pairwise"
     if pairwise and len(specs) != 2:
         raise ValueError(f"reference='pairwise' compares exactly two schemes, got {len(specs)}")
@@ -328,7 +330,7 @@ def fgsm_minmove_study(potential: Potential, x0: ArrayLike, T: float = 1.0, tau_
     tau_max = real(tau_max, "tau_max", low=0.0, strict=True)
     n_halvings = integer(n_halvings, "n_halvings", low=1)
     taus = tau_max * 2.0 ** -np.arange(n_halvings + 1)
-    mm = {"scheme": "minmove", "inner": inner}
+    mm: dict[str, Any] = {"scheme": "minmove", "inner": inner}
     if inner_options:
         mm["inner_options"] = dict(inner_options)
     res = convergence_study(potential, x0, T, taus, schemes={"euler": {"scheme": "euler"}, "minmove": mm},

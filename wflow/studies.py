@@ -198,7 +198,7 @@ def sup_error(a: FlowResult | Callable[[np.ndarray], np.ndarray],
     return worst
 
 
-def fitted_rate(taus, errors, floor: float = 1e-13) -> float | None:
+def fitted_rate(taus: ArrayLike, errors: ArrayLike, floor: float = 1e-13) -> float | None:
     """Least-squares slope of log(error) against log(τ) over the errors above ``floor``."""
     taus, errors = np.asarray(taus, float), np.asarray(errors, float)
     ok = errors > floor

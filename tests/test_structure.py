@@ -51,7 +51,7 @@ def test_results_store_a_norm_whose_str_is_its_name(spec, name):
     V = Quadratic(np.eye(2))
     res = wflow.solve_flow(V, [[1.0, -0.5], [0.2, 0.3]], T=0.3, tau=0.1, norm=spec)
     assert isinstance(res.norm, Norm) and res.norm == as_norm(spec) and str(res.norm) == name
-    summary = res.summary()
+    summary = res.to_dict()
     assert summary["norm"] == name and json.loads(json.dumps(summary))["norm"] == name
     eta = superpose(res)
     assert isinstance(eta.norm, Norm) and eta.norm == res.norm  # carried, not reset to linf
@@ -249,3 +249,13 @@ def test_core_modules_import_at_top_and_without_cycles():
     for m in CORE:
         visit(m, [])
     assert "minmove" in graph["schemes"] and "schemes" not in graph["minmove"]
+
+
+def test_results_have_json_safe_to_dict():
+    V = Quadratic(np.eye(2))
+    res = wflow.solve_flow(V, [[1.0, -0.5]], T=0.3, tau=0.1, norm="l2")
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert d["norm"] == "l2" and d["energy_end"] == pytest.approx(float(V.value(res.positions[-1])[0]))
+    study = StudyResult("t", np.array([0.1, 0.05]), {"e": np.array([np.nan, 1e-3])}, {"e": None})
+    d = json.loads(json.dumps(study.to_dict(), allow_nan=False))
+    assert d["columns"]["e"] == [None, 1e-3] and d["rates"]["e"] is None

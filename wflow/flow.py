@@ -174,8 +174,8 @@ class FlowResult:
         return ParticleMeasure(self.at(float(t)), self.weights)
 
     # -- output ---------------------------------------------------------------------------
-    def summary(self) -> dict:
-        """A JSON-ready dict of the run's settings and headline numbers."""
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the run's settings and headline numbers (no trajectories)."""
         E = self.energy_curve()
         return {
             "scheme": self.scheme,
@@ -197,7 +197,7 @@ class FlowResult:
         tmp = path + ".tmp.npz"
         np.savez_compressed(
             tmp, times=self.times, positions=self.positions, weights=self.weights,
-            energies=self.energies, summary=np.array(json.dumps(self.summary())),
+            energies=self.energies, summary=np.array(json.dumps(self.to_dict())),
         )
         os.replace(tmp, path)
 

@@ -63,11 +63,11 @@ class StudyResult:
     meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-serialisable representation (lists of floats, None for missing rates)."""
+        """JSON-serialisable representation (lists of floats; None for missing rates and NaN)."""
         return {
             "name": self.name,
             "taus": [float(t) for t in self.taus],
-            "columns": {k: [float(x) for x in v] for k, v in self.columns.items()},
+            "columns": {k: [float(x) if np.isfinite(x) else None for x in v] for k, v in self.columns.items()},
             "rates": {k: (None if r is None else float(r)) for k, r in self.rates.items()},
             "meta": json.loads(json.dumps(self.meta, default=_jsonable)),
         }

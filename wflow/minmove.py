@@ -186,13 +186,13 @@ class _Feasible:
     def __init__(self, X, tau, ball, p):
         self.X, self.tau, self.p = X, float(tau), p
         if ball is None:
-            self.c, self.eps = None, None
+            self.c, self.budget = None, None
             lo, hi = X - tau, X + tau
         else:
             self.c = np.broadcast_to(ball.center, X.shape)
-            self.eps = float(ball.budget)
-            lo = np.maximum(X - tau, self.c - self.eps)
-            hi = np.minimum(X + tau, self.c + self.eps)
+            self.budget = float(ball.budget)
+            lo = np.maximum(X - tau, self.c - self.budget)
+            hi = np.minimum(X + tau, self.c + self.budget)
         self.lo, self.hi = lo, hi  # the box itself for ℓ∞, a bounding box otherwise
 
     def project(self, Y, rows):
@@ -201,14 +201,14 @@ class _Feasible:
         # general p: a few Dykstra sweeps plus the feasibility repair (a feasible retraction;
         # each ℓp-ball projection is itself iterative, so exact projections would dominate)
         return project_intersection(
-            Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.eps, self.p,
+            Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.budget, self.p,
             max_iter=5,
         )
 
     def feasible(self, Y, rows, rtol=1e-12):
         ok = _norm(Y - self.X[rows], self.p) <= self.tau * (1 + rtol)
         if self.c is not None:
-            ok &= _norm(Y - self.c[rows], self.p) <= self.eps * (1 + rtol) + 1e-300
+            ok &= _norm(Y - self.c[rows], self.p) <= self.budget * (1 + rtol) + 1e-300
         return ok
 
 
@@ -331,7 +331,7 @@ def _exact_step(kind, pot, feas: _Feasible, selection, rng):
         v = steepest(np.broadcast_to(-b, X.shape), p, selection=selection, rng=rng)
         return X + tau * v
     if kind == "linear":  # ℓ2, two balls
-        return _linear_two_l2(b, X, tau, feas.c, feas.eps, selection, rng)
+        return _linear_two_l2(b, X, tau, feas.c, feas.budget, selection, rng)
     if kind == "isotropic":  # ℓ2: argmin ½α‖x + b/α‖² over C = projection of −b/α
         assert A is not None
         alpha = A[0, 0]
@@ -646,9 +646,9 @@ def minmove_step(potential: Potential, x: np.ndarray, tau: float, norm: str | fl
     nrm = as_norm(norm)
     ball = None
     if budget is not None:
-        eps = real(budget, "budget", low=0.0)
+        budget = real(budget, "budget", low=0.0)
         c = X if center is None else np.broadcast_to(np.asarray(center, dtype=float), X.shape)
-        ball = Ball(np.array(c), eps, nrm)
+        ball = Ball(np.array(c), budget, nrm)
     scheme = MinMoveScheme(norm=nrm, selection=selection, inner=inner, inner_options=inner_options or None)
     out = np.empty_like(X)
     info = scheme.step(potential, X, tau, ball, out, rng_from(seed))

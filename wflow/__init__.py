@@ -35,7 +35,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "norms", "potentials", "steps", "schemes", "flow", "measures", "transport", "superposition",
-    "minmove", "studies", "adversarial", "verify", "plotting", "cli",
+    "minmove", "studies", "adversarial", "verify", "plotting", "io",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -22,7 +22,11 @@ import numpy as np
 
 from .norms import Norm, _project_ball_p, as_norm
 
-__all__ = ["Ball", "StepInfo", "StepResult"]
+__all__ = ["Ball", "StepInfo", "StepResult", "BALL_ATOL"]
+
+#: starting points must lie in the budget ball up to this absolute distance (per coordinate of
+#: the projection): what is left of a point on the sphere after float round-off
+BALL_ATOL = 1e-12
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,9 +26,14 @@ def _run(module, *args, timeout=300):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install '.[test]')")
-def test_ruff_check_is_clean():
+def test_ruff_check_is_clean(tmp_path):
     r = _run("ruff", "check", "--no-cache", ".")
     assert r.returncode == 0, r.stdout + r.stderr
+    # the harness sees a failure: an unused import in a file checked with the project's rules
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n")
+    r = _run("ruff", "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"), str(bad))
+    assert r.returncode == 1 and "F401" in r.stdout
 
 
 @pytest.mark.slow

@@ -53,6 +53,16 @@ def _umask() -> int:
     return mask
 
 
+def _fspath(p, name: str) -> str:
+    try:
+        s = os.fspath(p)
+    except TypeError:
+        s = None
+    if not isinstance(s, str):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(p).__name__}")
+    return s
+
+
 def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -83,9 +93,7 @@ def atomic_write(path, writer: Callable[[str], object], *, parents: bool = False
         If the parent directory is missing, not a directory or not writable, or the path is a
         directory. Anything ``writer`` raises propagates; the temporary file is removed.
     """
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = _fspath(path, "path")
     if path == "":
         raise OutputError("path must be a non-empty file name, got ''")
     if os.path.isdir(path):
@@ -137,9 +145,7 @@ def check_output_dir(out, *, overwrite: bool = False) -> str:
     OutputError
         One line naming the path: what is wrong and, for an occupied directory, the flag.
     """
-    raw = os.fspath(out)
-    if not isinstance(raw, str):
-        raise TypeError(f"out must be a str or os.PathLike, got {type(raw).__name__}")
+    raw = _fspath(out, "out")
     if raw.strip() == "":
         raise OutputError("the output directory must be a non-empty path, got ''")
     path = os.path.abspath(raw)

@@ -47,6 +47,16 @@ def _out_dir(value: str) -> str:
     return value
 
 
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {seed}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wflow",
@@ -71,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_out_dir, default="wflow-out", help=out_help)
     p.add_argument("--overwrite", action="store_true", help=overwrite_help)
     p.add_argument("--quick", action="store_true", help="smaller problem (under 15 s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random choices (default 0)")
 
     p = sub.add_parser(
         "run", help="run the simulation described by a TOML config",
@@ -121,6 +131,7 @@ def _cmd_run(args) -> int:
     cfg = load_config(args.config)  # ConfigError -> exit 2 before anything is written
     check_output_dir(args.out, overwrite=args.overwrite)  # OutputError -> exit 2, before the run
     run = importlib.import_module("wflow.app.run")  # loads matplotlib: see _cmd_demo
+    print(f"wflow run: {cfg.source} -> {os.path.abspath(args.out)}", flush=True)
     report = run.run_config(cfg, args.out, progress=_interactive(), overwrite=args.overwrite)
     _print_checks(report["checks"])
     print(f"wrote {', '.join(report['files'])} to {os.path.abspath(args.out)}")

@@ -510,6 +510,34 @@ def test_cli_config_file_problems_exit_2(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.skipif(IS_ROOT, reason="root reads everything")
+def test_cli_unreadable_config_exits_2(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    cfg.chmod(0)
+    try:
+        assert main(["run", str(cfg), "--out", str(tmp_path / "o")]) == 2
+        _one_line_error(capsys, cfg, "cannot read")
+    finally:
+        cfg.chmod(0o600)
+
+
+def test_cli_disk_error_while_writing_exits_2_and_keeps_the_previous_run(tmp_path, capsys, monkeypatch):
+    cfg = _config(tmp_path)
+    out = tmp_path / "o"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    import wflow.app.run as run_module
+
+    def disk_full(report):
+        raise OSError(28, "No space left on device", str(out / "report.md"))
+
+    monkeypatch.setattr(run_module, "render_report_md", disk_full)
+    assert main(["run", str(cfg), "--out", str(out)]) == 2
+    _one_line_error(capsys, out / "report.md", "No space left on device")
+    assert _snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize("edit, needle", [
     ('[initial]\nkind = "dataset"\nn = 100000\n', "initial.n"),
     ('[output]\ndpi = 100000\n', "output.dpi"),

@@ -24,10 +24,11 @@ _LAZY = {
     "superpose": "wflow.superposition",
     "superpose_snapshots": "wflow.superposition",
     "CurveMeasure": "wflow.superposition",
+    "set_memory_limit": "wflow.memory",
 }
 _SUBMODULES = {
     "norms", "potentials", "schemes", "flow", "measures", "transport", "superposition",
-    "minmove", "studies", "adversarial", "verify", "plotting", "io",
+    "minmove", "studies", "adversarial", "verify", "plotting", "io", "memory",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -3,8 +3,8 @@
 Exit codes: 0 success; 1 a verification check FAILED; 2 bad usage, an invalid configuration
 (the message names the key), a file-system problem (the message names the path) or a memory
 estimate beyond the limit — each found before the simulation wherever possible and reported
-in one line; 130 interrupted (SIGINT), 143 terminated (SIGTERM) — nothing half-written either
-way. Run as ``wflow ...`` (console script) or ``python -m wflow ...``. See ``docs/cli.md``.
+in one line; 3 an internal error (a bug: traceback printed); 130 interrupted (SIGINT), 143
+terminated (SIGTERM) — nothing half-written in any case. Run as ``wflow ...`` (console script) or ``python -m wflow ...``. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 from .. import __version__
 from ..io import OutputError, StagedOutput, check_output_dir
@@ -23,9 +24,9 @@ from ..suite import format_table, run_suite
 from .config import ConfigError, load_config
 from .reports import render_report_md
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
             "measures, exact W∞ and adversarial attacks as flows."
         ),
         epilog="Exit codes: 0 ok, 1 a verification check failed, 2 bad usage, invalid config, "
-        "file-system problem or memory limit, 130/143 interrupted (nothing half-written).",
+        "file-system problem or memory limit, 3 internal error, 130/143 interrupted (nothing half-written).",
     )
     parser.add_argument("--version", action="version", version=f"wflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -206,6 +207,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("wflow: interrupted (no partial output was written)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug, not a failed check: keep exit 1 for "a check FAILED"
+        traceback.print_exc()
+        print(f"wflow {args.command}: internal error (no partial output was written); "
+              "please report it with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

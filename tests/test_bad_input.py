@@ -178,6 +178,8 @@ CASES = [
     ("mlp-save-missing-parent", lambda: MODEL.save("/nonexistent-wflow-dir/m.npz"), OSError, "nonexistent-wflow-dir"),
     ("out-empty", lambda: wio.StagedOutput(""), OSError, "non-empty"),
     ("out-type", lambda: wio.StagedOutput(3.5), TypeError, "out"),
+    ("out-root-dir", lambda: wio.check_output_dir("/"), OSError, "root directory /"),
+    ("atomic-write-empty", lambda: wio.atomic_write("", lambda tmp: None), OSError, "path"),
 ]
 
 
@@ -299,6 +301,14 @@ def test_memory_limit_is_checked_before_allocating(small_memory_limit):
     assert not os.path.exists("never-written.png")
 
 
+def test_flow_memory_estimate_matches_the_arrays():
+    # stride 1: 11 stored times of (7, 3) positions + (7,) energies, and 4 grid arrays of 11
+    est = wflow.flow.check_flow_memory(7, 3, 1.0, 0.1)
+    assert est == 8 * (12 * 7 * 4 + 4 * 11)
+    res = wflow.solve_flow(P.Linear([1.0, 0.0, 0.0]), np.zeros((7, 3)), T=1.0, tau=0.1)
+    assert res.positions.nbytes + res.energies.nbytes <= est  # an upper bound of the stored arrays
+
+
 def test_memory_limit_from_the_environment(monkeypatch):
     monkeypatch.setattr(memory, "_limit", None)
     monkeypatch.setenv(memory.ENV_VAR, "2GiB")
@@ -400,6 +410,10 @@ def test_output_path_problems_name_the_path(tmp_path, monkeypatch):
         wio.check_output_dir(blocker)
     with pytest.raises(wio.OutputError, match=rf"{blocker} is not a directory"):
         wio.check_output_dir(blocker / "sub" / "out")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(wio.OutputError, match=rf"{link} is a symbolic link"):
+        wio.check_output_dir(link)
     real_access = os.access
     monkeypatch.setattr(wio.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
     with pytest.raises(wio.OutputError, match=rf"{tmp_path} is not writable"):

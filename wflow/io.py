@@ -150,8 +150,12 @@ def check_output_dir(out, *, overwrite: bool = False) -> str:
         raise OutputError("the output directory must be a non-empty path, got ''")
     path = os.path.abspath(raw)
     parent = os.path.dirname(path)
+    if path == parent:
+        raise OutputError(f"the output directory cannot be the root directory {path}")
     if os.path.lexists(path):
-        if not os.path.isdir(path) or os.path.islink(path):
+        if os.path.islink(path):
+            raise OutputError(f"output directory {path} is a symbolic link; give the directory it points to")
+        if not os.path.isdir(path):
             raise OutputError(f"output directory {path} exists and is not a directory")
         try:
             entries = os.listdir(path)

@@ -420,6 +420,22 @@ def test_output_path_problems_name_the_path(tmp_path, monkeypatch):
         wio.check_output_dir(tmp_path / "out")
 
 
+def test_library_staged_output_cleans_up_on_sigterm(tmp_path):
+    script = ("import sys, time\nfrom wflow.io import StagedOutput\n"
+              "with StagedOutput(sys.argv[1]) as st:\n"
+              "    st.write_text('a.txt', 'x')\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert any(p.startswith(".wflow-stage-") for p in os.listdir(tmp_path))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "Terminated" in err
+    assert os.listdir(tmp_path) == []  # neither the output nor the staging directory
+
+
 @pytest.mark.skipif(IS_ROOT, reason="root writes everywhere")
 def test_unwritable_parent_is_found_before_work(tmp_path):
     ro = tmp_path / "ro"

@@ -21,7 +21,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     "MARKER",
     "NONFINITE_KEY",
     "OutputError",
+    "Terminated",
     "atomic_write",
     "check_output_dir",
     "StagedOutput",
@@ -45,6 +48,19 @@ NONFINITE_KEY = "nonfinite_as_null"
 
 class OutputError(OSError):
     """A file-system problem with an output path; the message names the path."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception, so that staged outputs are cleaned up as on Ctrl-C."""
+
+
+def raise_terminated(signum, frame):
+    """A SIGTERM handler raising :class:`Terminated`."""
+    raise Terminated()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _umask() -> int:
@@ -181,7 +197,9 @@ class StagedOutput:
     ``with`` block the staging directory (with the marker file :data:`MARKER`) takes the place
     of ``out`` — a previous ``out`` is moved aside first and deleted after the swap, so the
     directory is never a mix of two runs. On an exception (including ``KeyboardInterrupt``)
-    the staging directory is deleted and ``out`` is left as it was.
+    the staging directory is deleted and ``out`` is left as it was. Inside the block, SIGTERM
+    raises :class:`Terminated` (when it would otherwise kill the process), and SIGINT/SIGTERM
+    are held back during the final swap.
 
     Parameters
     ----------
@@ -204,6 +222,7 @@ class StagedOutput:
         self.info = dict(info or {})
         self.files: list[str] = []
         self.stage: str | None = None
+        self._sigterm = None
 
     def __enter__(self) -> StagedOutput:
         self.out = check_output_dir(self.out, overwrite=self.overwrite)  # again: time has passed
@@ -213,6 +232,8 @@ class StagedOutput:
             self.stage = tempfile.mkdtemp(prefix=".wflow-stage-", dir=parent)
         except OSError as exc:
             raise OutputError(f"cannot create output directory {self.out}: {_describe(exc)}") from None
+        if _main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, raise_terminated)
         return self
 
     def path(self, name: str) -> str:
@@ -260,8 +281,12 @@ class StagedOutput:
             shutil.rmtree(aside, ignore_errors=True)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        held = {signal.SIGINT, signal.SIGTERM}
+        block = exc_type is None and _main_thread() and hasattr(signal, "pthread_sigmask")
         try:
             if exc_type is None:
+                if block:  # the swap is two renames: let no signal fall between them
+                    signal.pthread_sigmask(signal.SIG_BLOCK, held)
                 try:
                     self._commit()
                 except OutputError:
@@ -272,6 +297,11 @@ class StagedOutput:
             if self.stage is not None:
                 shutil.rmtree(self.stage, ignore_errors=True)
                 self.stage = None
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
+            if block:  # a signal that arrived during the swap is delivered now
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         return False
 
 

@@ -19,7 +19,7 @@ import time
 import traceback
 
 from .. import __version__
-from ..io import OutputError, StagedOutput, check_output_dir
+from ..io import OutputError, StagedOutput, Terminated, check_output_dir, raise_terminated
 from ..suite import format_table, run_suite
 from .config import ConfigError, load_config
 from .reports import render_report_md
@@ -28,10 +28,6 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_I
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler so that staged outputs are cleaned up as on Ctrl-C."""
 
 
 def _interactive() -> bool:
@@ -173,10 +169,6 @@ def _print_checks(checks) -> None:
         print(f"{'PASS' if c['passed'] else 'FAIL'}  {c['name']}: {m} {c['relation']} {t}")
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.filename is not None:
@@ -194,7 +186,7 @@ def main(argv=None) -> int:
     command = {"demo": _cmd_demo, "run": _cmd_run, "verify": _cmd_verify}[args.command]
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return command(args)
     except (ConfigError, OSError, MemoryError) as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .norms import dual_norm, parse_norm
+from .norms import Norm, as_norm
 
 __all__ = ["ParticleMeasure", "as_measure", "probability_weights"]
 
@@ -29,11 +29,13 @@ def probability_weights(weights, n: int, *, normalize: bool = False, owner: str 
         raise ValueError("weights contains NaN or infinite values")
     if np.any(w < 0):
         raise ValueError(f"weights must be >= 0, got minimum {w.min():g}")
-    total = w.sum()
     if normalize:
-        if total <= 0:
+        top = w.max()
+        if top <= 0:
             raise ValueError("weights sum to 0: cannot normalize")
-        return w / total
+        w = w / top  # first scale to max 1: the sum of huge weights (1e308) would overflow
+        return w / w.sum()
+    total = w.sum()
     if abs(total - 1.0) > WEIGHT_SUM_TOL:
         raise ValueError(
             f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); "
@@ -130,9 +132,9 @@ class ParticleMeasure:
         """𝓔(μ) = ∫ V dμ = Σ_i w_i V(x_i)."""
         return float(self.weights @ potential.value(self.points))
 
-    def slope(self, potential, norm="linf") -> float:
+    def slope(self, potential, norm: str | float | Norm = "linf") -> float:
         """W∞-slope of the potential energy, |∂𝓔|(μ) = ∫ ‖∇V‖_* dμ = Σ_i w_i ‖∇V(x_i)‖_*."""
-        return float(self.weights @ dual_norm(potential.grad(self.points), parse_norm(norm)))
+        return float(self.weights @ as_norm(norm).dual(potential.grad(self.points)))
 
 
 def as_measure(mu, name: str = "mu") -> ParticleMeasure:

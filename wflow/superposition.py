@@ -16,6 +16,7 @@ Mathematics: ``docs/theory.md`` (superposition); shapes: ``docs/conventions.md``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -23,8 +24,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import integer, real
+from .flow import FlowResult
 from .measures import ParticleMeasure, as_measure, probability_weights
 from .norms import Norm, as_norm
+from .potentials import PotentialLike
 from .transport import optimal_coupling
 
 __all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "SNAP_TOL",
@@ -229,7 +232,7 @@ class CurveMeasure:
             out[on_right] = b[on_right]
         return out[0] if ts.ndim == 0 else out
 
-    def marginal(self, t, *, merge: bool = False) -> ParticleMeasure:
+    def marginal(self, t: float, *, merge: bool = False) -> ParticleMeasure:
         """(e_t)_#η = Σ_c ω_c δ_{u_c(t)} as a ParticleMeasure (one atom per curve).
 
         Parameters
@@ -307,7 +310,8 @@ class CurveMeasure:
         grads = np.stack([np.asarray(potential.grad(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
         return grid, vals, _cumtrapz(nrm.dual(grads), grid)
 
-    def dissipation_defect(self, potential, norm=None, *, s=None, t=None, substeps: int = 1) -> np.ndarray:
+    def dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                           s: float | None = None, t: float | None = None, substeps: int = 1) -> np.ndarray:
         """Energy-dissipation defect of every curve, shape (m,).
 
         D_c(s, t) = V(u_c(t)) − V(u_c(s)) + ∫_s^t ‖∇V(u_c(r))‖_* dr   (default s = t_0, t = T).
@@ -341,7 +345,8 @@ class CurveMeasure:
         _, vals, cum = eta._dissipation_terms(potential, norm, substeps)
         return vals[:, -1] - vals[:, 0] + cum[:, -1]
 
-    def worst_dissipation_defect(self, potential, norm=None, *, substeps: int = 1) -> np.ndarray:
+    def worst_dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                                 substeps: int = 1) -> np.ndarray:
         """max over (refined) grid times s ≤ t of D_c(s, t), shape (m,) (≥ 0: s = t gives 0).
 
         With F(t) = V(u(t)) + ∫_{t_0}^t ‖∇V(u)‖_*, D(s, t) = F(t) − F(s), so the maximum over all
@@ -352,7 +357,7 @@ class CurveMeasure:
         best, _, _ = _worst_increase(vals + cum)
         return best
 
-    def maximal_slope_mask(self, potential, norm: str | float | Norm | None = None, *,
+    def maximal_slope_mask(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
                            defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
                            substeps: int = 1) -> np.ndarray:
         """Which curves are curves of maximal slope within tolerance, bool (m,).
@@ -369,7 +374,7 @@ class CurveMeasure:
         defect = self.worst_dissipation_defect(potential, norm, substeps=substeps)
         return (lip <= 1.0 + lip_rtol) & (defect <= defect_atol)
 
-    def maximal_slope_mass(self, potential, norm: str | float | Norm | None = None, *,
+    def maximal_slope_mass(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
                            defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
                            substeps: int = 1) -> float:
         """η-mass of the curves that satisfy the inclusion within tolerance (:meth:`maximal_slope_mask`)."""
@@ -383,7 +388,7 @@ class CurveMeasure:
 # ----------------------------------------------------------------------------------------------
 
 
-def superpose(flow_result) -> CurveMeasure:
+def superpose(flow_result: FlowResult) -> CurveMeasure:
     """η = Σ_i w_i δ_{u_i} from the labelled particle trajectories of a flow.
 
     Parameters
@@ -521,7 +526,8 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
     return rows, cols, mass
 
 
-def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None = "w2",
+def superpose_snapshots(measures: Sequence[ParticleMeasure | ArrayLike], times: ArrayLike,
+                        norm: str | float | Norm = "linf", *, tie_break: str | None = "w2",
                         gluing: str = "interval", max_curves: int | None = None) -> CurveMeasure:
     """η on piecewise-linear curves from unlabelled snapshots μ_{t_0}, …, μ_{t_K}.
 

@@ -32,10 +32,11 @@ _LAZY = {
     "CurveMeasure": "wflow.superposition",
     "Norm": "wflow.norms",
     "as_norm": "wflow.norms",
+    "set_memory_limit": "wflow.memory",
 }
 _SUBMODULES = {
     "norms", "potentials", "steps", "schemes", "flow", "measures", "transport", "superposition",
-    "minmove", "studies", "adversarial", "verify", "plotting", "io",
+    "minmove", "studies", "adversarial", "verify", "plotting", "io", "memory",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -25,12 +25,38 @@ from .potentials import FromCallables, Potential
 from .schemes import make_scheme
 from .steps import BALL_ATOL, Ball, StepInfo
 
-__all__ = ["solve_flow", "FlowResult", "time_grid"]
+__all__ = ["solve_flow", "FlowResult", "time_grid", "check_flow_memory"]
 
 #: particles per block: each block runs through all steps while it sits in cache
 DEFAULT_CHUNK_BYTES = 1 << 18
 #: T/τ within this (relative) of an integer counts as that integer (:func:`time_grid`)
 GRID_RTOL = 1e-9
+
+
+def check_flow_memory(n: int, d: int, T: float, tau: float, stride: int = 1) -> float:
+    """Estimate the bytes :func:`solve_flow` allocates; raise beyond the memory limit.
+
+    Counts the stored trajectory and energies, 8 B × (⌈T/τ⌉/stride + 2) × n × (d + 1), and the
+    time grid with its step arrays, 8 B × 4 × (⌈T/τ⌉ + 1). See ``docs/cli.md``.
+
+    Returns
+    -------
+    float : the estimate in bytes.
+
+    Raises
+    ------
+    wflow.memory.MemoryLimitError
+        Beyond :func:`wflow.memory.memory_limit`, naming ``stride`` and the step count.
+    """
+    K_est = 0 if T == 0 else math.ceil(T / tau)
+    n_keep = K_est // stride + 2
+    nbytes = 8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1))
+    check_memory(
+        nbytes,
+        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
+        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
+    )
+    return nbytes
 
 
 def time_grid(T: float, tau: float) -> np.ndarray:
@@ -356,13 +382,7 @@ def solve_flow(
     if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=BALL_ATOL)):
         raise ValueError("x0 must lie in the budget ball B_budget(center)")
 
-    K_est = 0 if T == 0 else math.ceil(T / tau)
-    n_keep = K_est // stride + 2
-    check_memory(
-        8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1)),
-        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
-        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
-    )
+    check_flow_memory(n, d, T, tau, stride)
 
     # ---- the loop: blocks of particles, each through all steps ----
     grid = time_grid(T, tau)

@@ -124,9 +124,29 @@ def _norm_p(x: ArrayLike, p: float) -> np.ndarray:
     if p == np.inf:
         return a.max(axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1])
     if p == 1.0:
-        return a.sum(axis=-1)
+        with np.errstate(over="ignore"):
+            out = a.sum(axis=-1)
+        if np.any(np.isinf(out)):  # the sum overflows although every entry is finite: scale
+            m = a.max(axis=-1, keepdims=True)
+            safe = np.where(m > 0, m, 1.0)
+            with np.errstate(over="ignore"):
+                out = np.where(np.isinf(out), np.sum(a / safe, axis=-1) * m[..., 0], out)
+        return out
     if p == 2.0:
-        return np.sqrt(np.einsum("...i,...i->...", x, x))
+        # sum of squares, recomputed scaled by max |x_i| where it overflows or loses
+        # precision to underflow (no loss anywhere between 1e-300 and 1e300)
+        with np.errstate(over="ignore", under="ignore"):
+            acc = np.einsum("...i,...i->...", x, x)
+        out = np.sqrt(acc)
+        bad = ~((acc >= 2.0**-968) & (acc < np.inf))
+        if np.any(bad):
+            m = a.max(axis=-1, keepdims=True) if x.shape[-1] else np.zeros(x.shape[:-1] + (1,))
+            safe = np.where(m > 0, m, 1.0)
+            sc = a / safe
+            with np.errstate(over="ignore"):
+                fixed = np.sqrt(np.einsum("...i,...i->...", sc, sc)) * m[..., 0]
+            out = np.where(bad, fixed, out)
+        return out
     m = a.max(axis=-1, keepdims=True)
     safe = np.where(m > 0, m, 1.0)
     return (np.sum((a / safe) ** p, axis=-1) ** (1.0 / p)) * m[..., 0]

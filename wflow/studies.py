@@ -186,6 +186,8 @@ def sup_error(a: FlowResult | Callable[[np.ndarray], np.ndarray],
     against a curve with kinks elsewhere (a closed form), the uniform grid resolves it to
     O(T / n_eval) times the speed difference (≤ 2).
     """
+    T = real(T, "T", low=0.0)
+    n_eval = integer(n_eval, "n_eval", low=2)
     nrm = as_norm(norm)
     grids = [x.times for x in (a, b) if isinstance(x, FlowResult)]
     ts = _eval_times(T, grids, n_eval)

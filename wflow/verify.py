@@ -500,6 +500,10 @@ def verify_characterization(eta: CurveMeasure, measures=None, times=None, potent
     """
     if not isinstance(eta, CurveMeasure):
         raise TypeError(f"eta must be a CurveMeasure, got {type(eta).__name__}")
+    for name, v in (("rtol", rtol), ("atol", atol), ("energy_tol", energy_tol), ("defect_tol", defect_tol),
+                    ("lip_tol", lip_tol), ("mass_tol", mass_tol), ("marginal_tol", marginal_tol)):
+        if v is not None:
+            real(v, name, low=0.0)  # named here: the checks below would only say "tol"
     p = _pick_norm(norm, eta.norm.p)
     marg = None
     if measures is not None:

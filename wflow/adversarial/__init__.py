@@ -14,6 +14,8 @@ import importlib
 _LAZY = {
     "make_two_moons": "data",
     "load_two_moons": "data",
+    "load_dataset": "data",
+    "Dataset": "data",
     "MLP": "mlp",
     "load_model": "mlp",
     "fold_batchnorm": "mlp",

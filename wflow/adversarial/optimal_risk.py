@@ -133,10 +133,10 @@ def conflict_graph(X0, X1, radius: float, norm="linf", *, block_size: int | None
     """All pairs (i, j) with ‖X0[i] − X1[j]‖ ≤ radius, computed block by block.
 
     Blocks of ``block_size`` × ``block_size`` pairs (default: 2²² pairs per block) are screened
-    with the BLAS Gram identity ‖a − b‖₂² = ‖a‖² + ‖b‖² − 2⟨a, b⟩ on centered float32 data,
-    whose error (conversion and round-off) is below 4(d + 6)u(‖a‖² + ‖b‖²), u = 2⁻²⁴ (the dot
-    product's γ_d bound, the conversion, the three additions; doubled for safety; derivation in
-    ``docs/robustness.md``). ℓ2: pairs within that bound of
+    with the BLAS Gram identity ‖a − b‖₂² = ‖a‖² + ‖b‖² − 2⟨a, b⟩ on centered float32 data (one
+    product of (d + 2)-vectors), whose error (conversion and round-off) is below
+    4(d + 6)u(‖a‖² + ‖b‖²), u = 2⁻²⁴ (derivation in ``docs/robustness.md``; the code uses twice
+    that). ℓ2: pairs within that bound of
     ``radius`` or of a radius in ``exact_at`` are recomputed directly. ℓ1/ℓ∞/ℓp: pairs that the
     screen cannot exclude (‖·‖_p ≥ c_{p,d}‖·‖₂) get their exact distance (scipy ``cdist`` on
     dense blocks, direct differences on sparse ones). Memory: one block plus the edges.
@@ -171,31 +171,32 @@ def conflict_graph(X0, X1, radius: float, norm="linf", *, block_size: int | None
     n0, d = A.shape
     n1 = B.shape[0]
     center = 0.5 * (A.mean(axis=0) + B.mean(axis=0))
-    # the screen works on centered float32 data (smaller round-off, twice the BLAS speed)
+    # the screen works on centered float32 data (smaller round-off, twice the BLAS speed), with
+    # the squared norms folded into one product: [a, s‖a‖², 1]·[−2b, 1, s‖b‖²] = s(‖a‖² + ‖b‖²) − 2⟨a, b⟩
     Ac, Bc = (A - center).astype(np.float32), (B - center).astype(np.float32)
-    a2 = np.einsum("ij,ij->i", Ac, Ac)
-    b2 = np.einsum("ij,ij->i", Bc, Bc)
-    rel = np.float32(4.0 * (d + 6) * _U32)
+    a2 = np.einsum("ij,ij->i", Ac, Ac).astype(float)
+    b2 = np.einsum("ij,ij->i", Bc, Bc).astype(float)
+    rel = 8.0 * (d + 6) * _U32  # twice the error bound of the folded product (docs/robustness.md)
+    Aa = np.empty((n0, d + 2), np.float32)
+    Aa[:, :d], Aa[:, d], Aa[:, d + 1] = Ac, (1 - rel) * a2, 1.0
+    Ba = np.empty((n1, d + 2), np.float32)
+    Ba[:, :d], Ba[:, d], Ba[:, d + 1] = -2.0 * Bc, 1.0, (1 - rel) * b2
+    del Ac, Bc
     lf = _lower_factor(p, d)
     # the Gram screen keeps pairs with ‖·‖₂ ≤ radius / lf (within round-off)
-    keep2 = (radius / lf) ** 2
+    keep2 = np.float32((radius / lf) ** 2 * (1 + 8 * _U32))
     ex2 = ex * ex
     R, C, D = [], [], []
     for i0 in range(0, n0, bs):
-        Ab, a2b = A[i0:i0 + bs], a2[i0:i0 + bs]
+        Ab = A[i0:i0 + bs]
         for j0 in range(0, n1, bs):
-            Bb, b2b = B[j0:j0 + bs], b2[j0:j0 + bs]
-            G = Ac[i0:i0 + bs] @ Bc[j0:j0 + bs].T
-            G *= -2.0
-            G += a2b[:, None]
-            G += b2b[None, :]
-            tol = rel * (a2b[:, None] + b2b[None, :])
-            tol += np.float32(keep2 * (1 + 8 * _U32))
-            r, c = np.nonzero(G <= tol)
+            Bb = B[j0:j0 + bs]
+            G = Aa[i0:i0 + bs] @ Ba[j0:j0 + bs].T
+            r, c = np.nonzero(G <= keep2)
             if r.size == 0:
                 continue
-            g = G[r, c].astype(float)
-            t = rel * (a2b[r].astype(float) + b2b[c])
+            t = rel * (a2[r + i0] + b2[c + j0])
+            g = G[r, c] + t  # estimate of ‖a − b‖², error ≤ t / 2
             if p == 2:
                 dist = np.sqrt(np.maximum(g, 0.0))
                 k = np.clip(np.searchsorted(ex2, g), 1, ex2.size) - 1  # nearest radii below/above

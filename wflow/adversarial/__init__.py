@@ -24,6 +24,7 @@ _LAZY = {
     "SquaredErrorLoss": "losses",
     "CrossEntropyLoss": "losses",
     "make_loss": "losses",
+    "AttackResult": "attacks",
     "fgsm": "attacks",
     "ifgsm": "attacks",
     "minmove_attack": "attacks",

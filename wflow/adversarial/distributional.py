@@ -398,12 +398,12 @@ def attack_gaps(
         return {"method": method, "tau": eps / steps, "steps": steps, "expected_loss": el, "accuracy": acc,
                 "gap": wc - el, "rel_gap": (wc - el) / wc if wc > 0 else 0.0}
 
-    entries = [entry("fgsm", 1, fgsm(L, X, labels, eps, norm=norm))]
+    entries = [entry("fgsm", 1, fgsm(L, X, labels, eps, norm=norm).x_adv)]
     for s in isteps:
-        entries.append(entry("ifgsm", s, ifgsm(L, X, labels, eps, eps / s, s, norm=norm)))
+        entries.append(entry("ifgsm", s, ifgsm(L, X, labels, eps, eps / s, s, norm=norm).x_adv))
     for s in msteps:
         try:
-            Xa = minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner)
+            Xa = minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner).x_adv
         except ValueError as exc:
             if "not available" not in str(exc):
                 raise

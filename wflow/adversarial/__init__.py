@@ -1,7 +1,7 @@
 """Adversarial attacks as ∞-flows: two-moons data, a numpy MLP classifier, attacks, distributional
 attacks and an optional PyTorch adapter.
 
-Attacks ascend a loss ℓ, so they are flows of the potential V = −ℓ (see ``DESIGN.md`` §1):
+Attacks ascend a loss ℓ, so they are flows of the potential V = −ℓ (see ``docs/robustness.md``):
 IFGSM is explicit Euler with a budget in ℓ∞, FGSM one step of size ε, and the minimizing-movement
 attack the scheme ``"minmove"``. ``y=None`` in an attack means "attack the label the model
 predicts at the clean input". Names load lazily (torch is imported only by ``torch_adapter``).
@@ -43,6 +43,8 @@ _LAZY = {
     "optimal_adversarial_risk": "optimal_risk",
     "MulticlassRiskBound": "optimal_risk",
     "pairwise_risk_lower_bound": "optimal_risk",
+    "adversarial_train": "adversarial_training",
+    "AdversarialTrainingHistory": "adversarial_training",
     "TorchPotential": "torch_adapter",
     "mlp_to_torch": "torch_adapter",
 }

@@ -5,7 +5,7 @@ adversarial training is
 
     sup{ ∫ ℓ dν : W∞(ν, μ) ≤ ε } = Σ_i w_i sup_{‖x̃ − x_i‖ ≤ ε} ℓ(x̃, y_i)        (★)
 
-(DESIGN.md §1). The W∞-flow of 𝓔(ν) = −∫ ℓ dν started at μ and run to t = ε moves every
+(``docs/robustness.md``). The W∞-flow of 𝓔(ν) = −∫ ℓ dν started at μ and run to t = ε moves every
 atom along its own IFGSM limit curve (:func:`distributional_attack`); in d = 2 the right side
 of (★) is computed by a dense per-point grid search with local refinement
 (:func:`worst_case_loss`), so the gap of FGSM, IFGSM at several τ and minimizing movement to

@@ -45,6 +45,8 @@ _LAZY = {
     "pairwise_risk_lower_bound": "optimal_risk",
     "adversarial_train": "adversarial_training",
     "AdversarialTrainingHistory": "adversarial_training",
+    "robustness_study": "robustness",
+    "RobustnessStudy": "robustness",
     "TorchPotential": "torch_adapter",
     "mlp_to_torch": "torch_adapter",
 }

@@ -291,8 +291,8 @@ def _iterative(method, model, x, y, eps, alpha, steps, loss, norm, rs, seed, ret
                                            early_stop, restarts, None, scheme, flow_kw), epsilons, n)
     e = _budget(eps, n)
     if alpha is None:
-        if steps == 0:
-            a = np.zeros(n)
+        if steps == 0 or not np.any(e > 0):
+            a = np.zeros(n)  # nothing can move
         else:
             a = 2.5 * e / steps  # Madry et al.'s rule: the path can cross the ball and come back
             if np.all(a <= 0):
@@ -306,6 +306,10 @@ def _iterative(method, model, x, y, eps, alpha, steps, loss, norm, rs, seed, ret
     alpha_out = float(a[0]) if scalar else a
     if return_trajectory and (not scalar or early_stop or restarts > 1):
         raise ValueError("return_trajectory needs a scalar eps and alpha, early_stop=False and restarts=1")
+    if not np.any(e > 0) or steps == 0 or not np.any(a > 0):
+        steps_eff = 0  # zero budgets or no steps: the clean points are the result
+    else:
+        steps_eff = steps
     best = None
     for _ in range(restarts):
         Z0 = random_start(X, e if not scalar else e[0], nrm, rng) if rs else X.copy()
@@ -314,7 +318,9 @@ def _iterative(method, model, x, y, eps, alpha, steps, loss, norm, rs, seed, ret
             res = solve_flow(-L, Z0, T=steps * a[0], tau=a[0], norm=nrm.p, scheme=scheme, budget=e[0],
                              center=X, seed=rng, **flow_kw)
             Z, taken, traj = np.array(res.positions[-1]), np.full(n, steps, np.int64), res
-        elif scalar and not early_stop and steps > 0:
+        elif steps_eff == 0 and not return_trajectory:
+            Z, taken = X.copy(), np.zeros(n, np.int64)
+        elif scalar and not early_stop:
             # the flow solver's optimized loop, storing only the end points (O(n·d) memory)
             res = solve_flow(-L, Z0, T=steps * a[0], tau=a[0], norm=nrm.p, scheme=scheme, budget=e[0],
                              center=X, seed=rng, stride=steps, **flow_kw)

@@ -11,9 +11,12 @@ Cases:
 * synthetic: two classes of 5000 points in d = 784 (an 8-dimensional Gaussian signal, class 1
   shifted by 2 along one axis, embedded by a seeded orthonormal map, plus N(0, 0.05²) noise
   in all 784 coordinates), 21 budgets in ℓ2, seed 0;
-* digits (scikit-learn, pixels in [0, 1]): pairs 3 vs 8 and 4 vs 9, 21 budgets in ℓ∞ and ℓ2.
+* digits (scikit-learn, pixels in [0, 1]): pairs 3 vs 8 and 4 vs 9, 21 budgets in ℓ∞ and ℓ2;
+* adversarial training: seconds per epoch of ``adversarial_train`` with ``inner="flow"`` vs
+  ``inner="ifgsm"`` at equal inner steps (10), two moons (2-32-32-1) and digits (64-64-64-10),
+  3 epochs each, alternating.
 
-    python benchmarks/bench_optimal_risk.py [--n 5000] [--repeats 1]
+    python benchmarks/bench_optimal_risk.py [--n 5000] [--repeats 1] [--skip-risk]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_bipartite_matching, maximum_flow
 from scipy.spatial.distance import cdist
 
-from wflow.adversarial import load_dataset, optimal_adversarial_risk
+from wflow.adversarial import MLP, adversarial_train, load_dataset, optimal_adversarial_risk
 
 METRIC = {"l2": "euclidean", "linf": "chebyshev"}
 
@@ -86,8 +89,32 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--skip-risk", action="store_true")
     a = ap.parse_args()
     print(f"load before: {os.getloadavg()}")
+    if not a.skip_risk:
+        risk_benchmarks(a)
+    training_benchmarks()
+    print(f"load after: {os.getloadavg()}")
+
+
+def training_benchmarks():
+    print("| data | inner | steps | s/epoch (median of 3) | flow / ifgsm |")
+    print("|---|---|---|---|---|")
+    for name, layers, eps in (("two_moons", (2, 32, 32, 1), 0.2), ("digits", (64, 64, 64, 10), 0.1)):
+        ds = load_dataset(name, seed=0)
+        m0 = MLP.init(layers, "relu", seed=0)
+        times = {"flow": [], "ifgsm": []}
+        for _ in range(3):
+            for inner in ("flow", "ifgsm"):
+                _, h = adversarial_train(m0, ds.X_train, ds.y_train, eps, inner=inner, steps=10, epochs=1, seed=0)
+                times[inner].append(float(h.epoch_time[0]))
+        f, i = statistics.median(times["flow"]), statistics.median(times["ifgsm"])
+        print(f"| {name} | flow | 10 | {f:.3f} | {f / i:.2f} |")
+        print(f"| {name} | ifgsm | 10 | {i:.3f} | |")
+
+
+def risk_benchmarks(a):
     print("| case | norm | points | d | wflow | cdist + fresh matching/flow | ratio |")
     print("|---|---|---|---|---|---|---|")
     X0, X1 = synthetic(a.n)
@@ -98,7 +125,6 @@ def main():
     for c0, c1 in ((3, 8), (4, 9)):
         for norm, top in (("linf", 0.5), ("l2", 3.0)):
             compare(f"digits {c0} vs {c1}", X[y == c0], X[y == c1], np.linspace(0.0, top, 21), norm, a.repeats)
-    print(f"load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import erf, ndtr
 
 from .._validation import as_points, integer, rng_from
+from ..io import atomic_write
 
 __all__ = ["MLP", "ACTIVATIONS", "DTYPES", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path",
            "as_dtype", "softmax", "log_softmax"]
@@ -419,9 +420,12 @@ class MLP:
                   "dtype": np.array(self.dtype.name)}
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> "MLP":

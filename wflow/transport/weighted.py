@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Geometry
+from .result import fit_marginals
 from .solvers import _ADD, _FRACTION, projection_bound, winf_1d
 
 #: masses are scaled by this power of two to int64 capacities
@@ -118,10 +119,4 @@ def winf_weighted(X, a, Y, b, q, *, geom=None, knn: int = 8):
 
 def _real_masses(ii, jj, fl, a, b, n, m):
     """Integer flows → masses with the exact marginals a, b (proportional fitting on the support)."""
-    mass = fl.astype(float) / SCALE
-    for _ in range(3):
-        r = np.bincount(ii, mass, n)
-        mass = mass * (a / np.where(r > 0, r, 1.0))[ii]
-        c = np.bincount(jj, mass, m)
-        mass = mass * (b / np.where(c > 0, c, 1.0))[jj]
-    return mass
+    return fit_marginals(ii, jj, fl.astype(float) / SCALE, a, b, n, m)

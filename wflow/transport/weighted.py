@@ -22,6 +22,8 @@ from .solvers import _ADD, _FRACTION, projection_bound, winf_1d
 
 #: masses are scaled by this power of two to int64 capacities
 SCALE = 2**58
+#: use the whole threshold graph G_t when it has at most this many edges per atom
+_FULL_EDGES = 40
 
 
 def integer_masses(w: np.ndarray) -> np.ndarray:
@@ -67,9 +69,13 @@ def winf_weighted(X, a, Y, b, q, *, geom=None, knn: int = 8):
 
     def test(t):
         nonlocal H
+        full = E.sparse_upto(t, _FULL_EDGES * (n + m))
         while True:
-            k = H[2] <= t
-            ii, jj = H[0][k], H[1][k]
+            if full is not None:
+                ii, jj = full[0], full[1]  # all of G_t: one max-flow decides
+            else:
+                k = H[2] <= t
+                ii, jj = H[0][k], H[1][k]
             f, arcs = _maxflow(n, m, ii, jj, ai, bi)
             flow = int(f.optimal_flow())
             if A_tot - flow <= tol:
@@ -83,6 +89,8 @@ def winf_weighted(X, a, Y, b, q, *, geom=None, knn: int = 8):
             dk, ak = E.nearest(A, _ADD)
             delta = dk[:, 0]
             missing = (delta <= t) & ~NA
+            if full is not None:
+                missing[:] = False  # H = G_t: the cut is a cut of G_t
             if not missing.any():
                 # certified: A's G_t-neighbourhood is N_H(A), which cannot absorb μ(A)
                 o = np.argsort(delta, kind="stable")

@@ -4,7 +4,7 @@ A threshold t is feasible iff a plan supported on G_t = {(i, j) : ‖x_i − y_j
 iff the max-flow source →(a_i) x →(∞) y →(b_j) sink on G_t carries all the mass. Masses are
 scaled to integers, a_i ↦ ⌊a_i 2^58⌉ (at least 1 for a positive weight), and the flow is
 computed exactly in int64 by OR-tools; t is declared feasible iff the flow misses at most
-the rounding, (n + m + |Σ⌊a⌉ − Σ⌊b⌉|) 2^-58 of the (normalized) mass. Threshold tests run on a subgraph H ⊆ G_t (nearest neighbours and a
+the rounding, (64 + n + m + |Σ⌊a⌉ − Σ⌊b⌉|) 2^-58 of the (normalized) mass. Threshold tests run on a subgraph H ⊆ G_t (nearest neighbours and a
 monotone plan of a 1-D projection, which is feasible at its own largest cost); a min cut
 whose x-side A has no G_t-edge leaving N_H(A) certifies infeasibility, otherwise the missing
 edges are added and the test repeated. A certified failure raises the lower bound to the
@@ -55,7 +55,9 @@ def winf_weighted(X, a, Y, b, q, *, geom=None, knn: int = 8):
     A_tot = int(ai.sum())
     # rounding only: every atom of positive weight is transported (consistent with the
     # nearest-neighbour bound), the totals of the normalized weights agree to (n + m) units
-    tol = (n + m) + abs(A_tot - int(bi.sum()))
+    # (normalized float weights carry ≤ 2^-53 relative error, ≤ 2^5 units on any set of atoms
+    # of either measure; ⌊·⌉ adds ≤ ½ unit per atom)
+    tol = 64 + (n + m) + abs(A_tot - int(bi.sum()))
     lo = max(E.nn_bound(), projection_bound(X, Y, q, a / a.sum(), b / b.sum()))
     lo0 = lo
     # an explicit plan: the monotone coupling of the projections on the first coordinate

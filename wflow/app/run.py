@@ -86,7 +86,7 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         "command": "run",
         "config": cfg.source,
         "settings": cfg.to_dict(),
-        "summary": res.summary(),
+        "summary": res.to_dict(),
         "checks": [c.to_dict() for c in checks],
         "all_passed": all(c.passed for c in checks),
     }

@@ -167,18 +167,18 @@ def moons():
 
 def test_attacks_bit_identical(moons):
     model, X, y, _ = moons
-    np.testing.assert_array_equal(wd.fgsm(model, X, y, 0.1, chunks=300).compute(), fgsm(model, X, y, 0.1))
+    np.testing.assert_array_equal(wd.fgsm(model, X, y, 0.1, chunks=300).compute(), fgsm(model, X, y, 0.1).x_adv)
     yd = da.from_array(y, chunks=500)
     np.testing.assert_array_equal(wd.fgsm(model, X, yd, 0.1, loss="ce", norm="l2", chunks=300).compute(),
-                                  fgsm(model, X, y, 0.1, loss="ce", norm="l2"))
+                                  fgsm(model, X, y, 0.1, loss="ce", norm="l2").x_adv)
     for y_ in (None, 1.0):
         a = wd.ifgsm(model, X, y_, 0.1, 0.02, 8, chunks=250).compute()
-        np.testing.assert_array_equal(a, ifgsm(model, X, y_, 0.1, 0.02, 8))
+        np.testing.assert_array_equal(a, ifgsm(model, X, y_, 0.1, 0.02, 8).x_adv)
     # random start: block b skips the uniforms of the rows before it
     a = wd.ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11, chunks=250).compute()
-    b = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11)
+    b = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11).x_adv
     np.testing.assert_array_equal(a, b)
-    c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12)
+    c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12).x_adv
     assert not np.array_equal(a, c)
 
 
@@ -249,7 +249,7 @@ def test_local_cluster_matches_single_process(moons):
         np.testing.assert_array_equal(r.positions, ref.positions)
         assert np.all(np.abs(r.energy_curve - ref.energy_curve()) <= sum_order_bound(ref.energies / len(P)))
         a = wd.ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4, chunks=400, client=client)
-        np.testing.assert_array_equal(a.compute(), ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4))
+        np.testing.assert_array_equal(a.compute(), ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4).x_adv)
         g = wd.conflict_edges(X[:100], X[100:180], 0.3, chunks=40)
         D = cdist(X[:100], X[100:180], "chebyshev")
         assert g.n_edges == int((D <= 0.3).sum())

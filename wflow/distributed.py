@@ -933,10 +933,14 @@ def optimal_adversarial_risk(X0, X1, eps, norm="linf", weights0=None, weights1=N
                              client=None, progress: bool = False):
     """R*(ε) = ½F(2ε) with the conflict graph built blockwise (:func:`conflict_edges`).
 
-    The max-flow runs on the client: ``wflow.adversarial.optimal_risk.optimal_risk_from_graph``
-    when that module is available (any weights; returns its ``OptimalRisk``), else the exact
-    integer max-flow of :meth:`ConflictEdges.transported` (uniform weights only; returns the
-    risk as a float or an array shaped like ``eps``).
+    The same value as ``wflow.adversarial.optimal_adversarial_risk`` (same graph, same
+    max-flow): the max-flow runs on the client with
+    ``wflow.adversarial.optimal_risk.optimal_risk_from_graph`` (any weights); without that
+    module, the exact integer max-flow of :meth:`ConflictEdges.transported` (uniform weights).
+
+    Returns
+    -------
+    float for a scalar ``eps``, else an array shaped like ``eps``.
     """
     e = np.asarray(eps, dtype=float)
     if e.size == 0 or not np.all(np.isfinite(e)) or np.any(e < 0):
@@ -946,12 +950,13 @@ def optimal_adversarial_risk(X0, X1, eps, norm="linf", weights0=None, weights1=N
                        exact_at=tuple(radii))
     try:
         from .adversarial.optimal_risk import optimal_risk_from_graph
-    except ImportError:
+    except ImportError:  # pragma: no cover - the module ships with wflow
         if weights0 is not None or weights1 is not None:
             raise ValueError("weights0/weights1 need wflow.adversarial.optimal_risk (not available)") from None
-        risk = np.array([0.5 * g.transported(r) for r in radii]).reshape(e.shape)
-        return float(risk) if e.ndim == 0 else risk
-    return optimal_risk_from_graph(g.to_graph(), eps, weights0, weights1)
+        risk = np.array([0.5 * g.transported(r) for r in radii])
+    else:
+        risk = np.asarray(optimal_risk_from_graph(g.to_graph(), e.ravel(), weights0, weights1).risk)
+    return float(risk[0]) if e.ndim == 0 else risk.reshape(e.shape)
 
 
 def solve_flow_on(scheduler, potential, x0, T: float, tau: float, *, chunk_size=None, progress: bool = False,

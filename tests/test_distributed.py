@@ -180,6 +180,12 @@ def test_attacks_bit_identical(moons):
     np.testing.assert_array_equal(a, b)
     c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12).x_adv
     assert not np.array_equal(a, c)
+    # a budget per sample travels with its rows (numpy or dask)
+    e = np.random.default_rng(4).uniform(0.02, 0.2, len(X))
+    ref = ifgsm(model, X, y, e, 0.02, 8, random_start=True, seed=5).x_adv
+    for e_ in (e, da.from_array(e, chunks=400)):
+        np.testing.assert_array_equal(wd.ifgsm(model, X, y, e_, 0.02, 8, random_start=True, seed=5, chunks=250).compute(), ref)
+    np.testing.assert_array_equal(wd.fgsm(model, X, y, e, chunks=250).compute(), fgsm(model, X, y, e).x_adv)
 
 
 def test_model_shipped_once(moons):

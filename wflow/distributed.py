@@ -539,19 +539,20 @@ def _adv_points(out) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def _labels(y, n: int, row_chunks):
-    """Per-block labels: None (predicted per block), a scalar, or an aligned dask array."""
+def _labels(y, n: int, row_chunks, name: str = "y"):
+    """Per-block values: None, a scalar (shared), or the blocks of an (n,) array aligned with the rows."""
     _, da = _dask()
     if y is None:
         return [None] * len(row_chunks)
     if not isinstance(y, da.Array) and np.ndim(y) == 0:
         return [y] * len(row_chunks)
-    return _blocks(_aligned(y, row_chunks, n, "y"))
+    return _blocks(_aligned(y, row_chunks, n, name))
 
 
 def _attack_block(fn_name, model, X, y, args, kwargs, gen_state, skip):
     X = np.asarray(X, dtype=float)
     y = y if y is None or np.ndim(y) == 0 else np.asarray(y)
+    args = (args[0] if np.ndim(args[0]) == 0 else np.asarray(args[0], dtype=float),) + tuple(args[1:])
     if gen_state is not None:
         bg = getattr(np.random, gen_state["bit_generator"])()
         bg.state = gen_state
@@ -567,10 +568,13 @@ def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, rando
     n, d = X.shape
     row_chunks = X.chunks[0]
     y_blocks = _labels(y, n, row_chunks)
+    eps = args[0]  # a budget per sample travels with its rows
+    eps_blocks = _labels(eps, n, row_chunks, "eps")
     # every check of the single-process attack, on a few rows (one step), before any work
     probe = slice(0, min(n, 8))
     y_probe = y if y is None or np.ndim(y) == 0 else np.asarray(y[probe])
-    probe_args = args if fn_name == "fgsm" else args[:2] + (min(args[2], 1),)
+    probe_args = ((eps if np.ndim(eps) == 0 else np.asarray(eps[probe])),) + args[1:]
+    probe_args = probe_args if fn_name == "fgsm" else probe_args[:2] + (min(args[2], 1),)
     probe_kw = dict(kwargs, random_start=random_start, seed=0) if fn_name != "fgsm" else kwargs
     getattr(_attacks, fn_name)(model, np.asarray(X[probe]), y_probe, *probe_args, **probe_kw)
     state = None
@@ -586,10 +590,10 @@ def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, rando
     m = _ship(model, client)
     fn = dask.delayed(_attack_block, pure=True)
     parts = []
-    for xb, yb, sl in zip(_blocks(X), y_blocks, _row_slices(row_chunks)):
+    for xb, yb, eb, sl in zip(_blocks(X), y_blocks, eps_blocks, _row_slices(row_chunks)):
         # a random start draws n·d uniforms in row order: block b starts sl.start·d draws in
         skip = sl.start * d if random_start else 0
-        task = fn(fn_name, m, xb, yb, args, kwargs, state, skip)
+        task = fn(fn_name, m, xb, yb, (eb,) + tuple(args[1:]), kwargs, state, skip)
         parts.append(da.from_delayed(task, shape=(sl.stop - sl.start, d), dtype=float))
     return da.concatenate(parts, axis=0)
 

@@ -858,6 +858,14 @@ def _edge_block(A, B, i0, j0, radius, nrm, kernel, exact_at=()):
     return np.asarray(r, np.int64) + i0, np.asarray(c, np.int64) + j0, np.asarray(dist, float)
 
 
+def _input_blocks(x, a, client) -> list:
+    """Row blocks of ``a``; in-memory input goes to the workers by one scatter (not in the graph)."""
+    if client is None or hasattr(x, "__dask_graph__"):
+        return _blocks(a)
+    X = as_points(x)
+    return client.scatter([X[sl] for sl in _row_slices(a.chunks[0])], hash=False)
+
+
 def _risk_kernel():
     """The single-process conflict-graph kernel of ``wflow.adversarial.optimal_risk`` if present."""
     try:
@@ -907,10 +915,11 @@ def conflict_edges(X0, X1, radius: float, norm="linf", *, chunks=None, client=No
     exact_at = tuple(sorted({float(real(r, "exact_at", low=0.0)) for r in exact_at} | {radius}))
     if exact_at[-1] > radius:
         raise ValueError(f"exact_at radii must be <= radius = {radius:g}, got {exact_at[-1]:g}")
-    tasks = [fn(a, b, sa.start, sb.start, radius, nrm, kernel, exact_at)
-             for a, sa in zip(_blocks(A), _row_slices(A.chunks[0]))
-             for b, sb in zip(_blocks(B), _row_slices(B.chunks[0]))]
     client = _default_client() if client is None else client
+    blocks_a, blocks_b = _input_blocks(X0, A, client), _input_blocks(X1, B, client)
+    tasks = [fn(a, b, sa.start, sb.start, radius, nrm, kernel, exact_at)
+             for a, sa in zip(blocks_a, _row_slices(A.chunks[0]))
+             for b, sb in zip(blocks_b, _row_slices(B.chunks[0]))]
     if client is not None:
         futures = client.compute(tasks)
         if progress:

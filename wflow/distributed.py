@@ -486,7 +486,8 @@ def solve_flow(
     fn = dask.delayed(_flow_block, pure=True)
     c_blocks = _blocks(C) if C is not None and not isinstance(C, np.ndarray) else [C] * len(row_chunks)
     tasks = []
-    for xb, wb, cb, sl, sd in zip(_blocks(X), _blocks(W), c_blocks, _row_slices(row_chunks), seeds):
+    x_blocks = _input_blocks(x0.points if isinstance(x0, ParticleMeasure) else x0, X, client)
+    for xb, wb, cb, sl, sd in zip(x_blocks, _blocks(W), c_blocks, _row_slices(row_chunks), seeds):
         opts = dict(options, chunk_size=sl.stop - sl.start) if per_block_chunk else options
         tasks.append(fn(pot, xb, wb, cb, sl, sd, keep, (T, tau, nrm, scheme, budget, stride), opts))
     arrays = _assemble(tasks, row_chunks, n_keep, d, keep, da, dask)
@@ -590,7 +591,7 @@ def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, rando
     m = _ship(model, client)
     fn = dask.delayed(_attack_block, pure=True)
     parts = []
-    for xb, yb, eb, sl in zip(_blocks(X), y_blocks, eps_blocks, _row_slices(row_chunks)):
+    for xb, yb, eb, sl in zip(_input_blocks(x, X, client), y_blocks, eps_blocks, _row_slices(row_chunks)):
         # a random start draws n·d uniforms in row order: block b starts sl.start·d draws in
         skip = sl.start * d if random_start else 0
         task = fn(fn_name, m, xb, yb, (eb,) + tuple(args[1:]), kwargs, state, skip)
@@ -757,7 +758,8 @@ def distributional_attack(model, data, y=None, eps: float = 0.1, tau: float | No
     fn = dask.delayed(_distributional_block, pure=True)
     args = (eps, tau, nrm, loss, scheme, stride)
     tasks = [fn(m, xb, yb, wb, args, flow_options, keep_positions, sd)
-             for xb, yb, wb, sd in zip(_blocks(X), y_blocks, _blocks(W), seeds)]
+             for xb, yb, wb, sd in zip(_input_blocks(data.points if isinstance(data, ParticleMeasure) else data,
+                                                     X, client), y_blocks, _blocks(W), seeds)]
     grid = _flow.time_grid(eps, tau)
     K = len(grid) - 1
     sel = np.unique(np.r_[np.arange(0, K + 1, stride), K])

@@ -240,7 +240,7 @@ def test_local_cluster_matches_single_process(moons):
     P = rng.standard_normal((3000, 2))
     ref = wflow.solve_flow(V2, P, T=0.2, tau=0.02, stride=3)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         r = wd.solve_flow(V2, P, T=0.2, tau=0.02, stride=3, chunks=700, keep=["positions", "energy_curve"])
         held = client.has_what()  # the potential was scattered to both workers before any task
         assert len(held) == 2 and all(any("Quadratic" in str(k) for k in keys) for keys in held.values())
@@ -254,3 +254,30 @@ def test_local_cluster_matches_single_process(moons):
         assert g.n_edges == int((D <= 0.3).sum())
     with pytest.raises(ConnectionError, match="cannot reach"):
         wd.connect("tcp://127.0.0.1:1", timeout=0.5)
+
+
+def test_optimal_adversarial_risk_sweep_matches_matching():
+    rng = np.random.default_rng(8)
+    X0, X1 = rng.standard_normal((60, 3)), rng.standard_normal((60, 3)) + 0.3
+    eps = np.array([0.1, 0.3, 0.6])
+    r = wd.optimal_adversarial_risk(X0, X1, eps, "linf", chunks=25)
+    risk = np.asarray(getattr(r, "risk", r))
+    D = cdist(X0, X1, "chebyshev")
+    expected = [0.5 * (maximum_bipartite_matching(csr_matrix(D <= 2 * e)) >= 0).sum() / 60 for e in eps]
+    np.testing.assert_allclose(risk, expected, rtol=0, atol=1e-12)
+    assert np.all(np.diff(risk) >= 0)  # the graph only grows with ε
+
+
+def test_solve_flow_on_returns_the_single_process_result(particles):
+    X, w = particles
+    mu = wflow.ParticleMeasure(X, w)
+    ref = wflow.solve_flow(V2, mu, T=0.3, tau=0.05, norm="l2")
+    for scheduler in ("threads", "sync"):
+        res = wd.solve_flow_on(scheduler, V2, mu, 0.3, 0.05, norm="l2", chunk_size=700)
+        assert isinstance(res, wflow.FlowResult) and res.norm == ref.norm
+        np.testing.assert_array_equal(res.positions, ref.positions)
+        np.testing.assert_array_equal(res.weights, w)
+    with pytest.raises(ConnectionError, match="127.0.0.1:1"):
+        wd.solve_flow_on("tcp://127.0.0.1:1", V2, X, 0.3, 0.05, timeout=0.5)
+    with pytest.raises(TypeError, match="scheduler"):
+        wd.solve_flow_on(3, V2, X, 0.3, 0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__
+from ..adversarial.robustness import robustness_study
 from ..distributed import solve_flow_on
 from ..flow import check_flow_memory, solve_flow
 from ..io import StagedOutput, check_output_dir
@@ -63,6 +64,8 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         ``out`` cannot receive the outputs (named), found before any work.
     """
     check_output_dir(out, overwrite=overwrite)
+    if cfg.robustness:
+        return _run_robustness(cfg, out, overwrite=overwrite)
     dpi = cfg.output.get("dpi", 90)
     if cfg.output.get("figures", list(FIGURES)):
         w, h = LARGEST_FIGURE_INCHES
@@ -128,4 +131,21 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         report["files"] = files
         st.write_json("report.json", report)
         st.write_text("report.md", render_report_md(report))
+    return report
+
+
+def _run_robustness(cfg: RunConfig, out, *, overwrite: bool) -> dict:
+    """``[robustness]``: :func:`wflow.adversarial.robustness_study`, its report and figure."""
+    kw = dict(cfg.robustness)
+    try:
+        study = robustness_study(kw.pop("dataset"), **kw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"robustness: {exc}") from None
+    report = {"wflow_version": __version__, "command": "run", "kind": "robustness", "config": cfg.source,
+              "settings": cfg.to_dict(), "study": study.to_dict(),
+              "checks": [], "all_passed": True,  # a measurement, not a verification: no checks
+              "files": ["robustness.png", "report.json"]}
+    with StagedOutput(out, overwrite=overwrite, info={"command": "run", "wflow_version": __version__}) as st:
+        save_staged_figure(st, "robustness.png", study.figure(), cfg.output.get("dpi", 90))
+        st.write_json("report.json", report)
     return report

@@ -36,7 +36,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "norms", "potentials", "steps", "schemes", "flow", "measures", "transport", "superposition",
-    "minmove", "studies", "adversarial", "verify", "plotting", "io", "memory",
+    "minmove", "studies", "adversarial", "verify", "plotting", "io", "memory", "distributed",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -16,12 +16,16 @@ naming the path. See ``docs/cli.md``.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import math
 import os
+import secrets
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -30,9 +34,13 @@ __all__ = [
     "MARKER",
     "NONFINITE_KEY",
     "OutputError",
+    "Terminated",
+    "interrupt_handler",
+    "signals_received",
     "atomic_write",
     "check_output_dir",
     "StagedOutput",
+    "discard_stages",
     "to_jsonable",
     "json_dumps",
 ]
@@ -47,10 +55,114 @@ class OutputError(OSError):
     """A file-system problem with an output path; the message names the path."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception, so that staged outputs are cleaned up as on Ctrl-C."""
+
+
+#: signals turned into exceptions by :func:`interrupt_handler` (newest last)
+_SIGNALLED: list[int] = []
+#: directories this process created beside output directories (staging, moved-aside runs)
+_LIVE_STAGES: set[str] = set()
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+def interrupt_handler(signum, frame):
+    """Signal handler: SIGTERM → :class:`Terminated`, SIGINT → ``KeyboardInterrupt``.
+
+    The signal is also remembered, so that :class:`StagedOutput` does not publish a run whose
+    interruption was swallowed on the way (an exception raised inside a ``__del__`` is ignored
+    by Python).
+    """
+    _SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def signals_received() -> list[int]:
+    """The signals :func:`interrupt_handler` has handled so far in this process (a copy)."""
+    return list(_SIGNALLED)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _SignalsDeferred:
+    """Record SIGINT/SIGTERM instead of acting on them until the block ends, then re-raise.
+
+    Python runs signal handlers in the main thread between bytecodes, whichever thread the
+    signal was delivered to, so swapping the Python-level handlers (not the thread's signal
+    mask) is what keeps a handler from splitting the block. ``restore`` maps a signal to the
+    handler to leave in place afterwards (default: the one found on entry).
+    """
+
+    def __init__(self):
+        self.caught: list[int] = []
+        self.restore: dict[int, object] = {}
+
+    def _defer(self, signum, frame):
+        self.caught.append(signum)
+
+    def __enter__(self):
+        if _main_thread():
+            for s in _HELD:
+                self.restore[s] = signal.signal(s, self._defer)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for s, handler in self.restore.items():
+            signal.signal(s, handler)
+        if self.caught:
+            signal.raise_signal(self.caught[0])  # delivered to the restored handler
+        return False
+
+
+def _reserve(parent: str, prefix: str) -> str:
+    """Create and register a new private directory ``parent/prefix<random>`` (registered first)."""
+    while True:
+        path = os.path.join(parent, prefix + secrets.token_hex(6))
+        _LIVE_STAGES.add(path)  # before it exists: an interruption after mkdir still finds it
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            _LIVE_STAGES.discard(path)
+        except BaseException:
+            _LIVE_STAGES.discard(path)
+            raise
+
+
+def _release(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    _LIVE_STAGES.discard(path)
+
+
+def discard_stages() -> None:
+    """Delete the staging directories of this process's open :class:`StagedOutput` blocks.
+
+    Runs at interpreter exit and from the ``wflow`` command after an interruption: a signal
+    landing between creating a staging directory and entering the ``with`` block leaves no trace.
+    """
+    for stage in list(_LIVE_STAGES):
+        _release(stage)
+
+
+atexit.register(discard_stages)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _fspath(p, name: str) -> str:
+    try:
+        s = os.fspath(p)
+    except TypeError:
+        s = None
+    if not isinstance(s, str):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(p).__name__}")
+    return s
 
 
 def _describe(exc: OSError) -> str:
@@ -83,9 +195,7 @@ def atomic_write(path, writer: Callable[[str], object], *, parents: bool = False
         If the parent directory is missing, not a directory or not writable, or the path is a
         directory. Anything ``writer`` raises propagates; the temporary file is removed.
     """
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = _fspath(path, "path")
     if path == "":
         raise OutputError("path must be a non-empty file name, got ''")
     if os.path.isdir(path):
@@ -137,15 +247,17 @@ def check_output_dir(out, *, overwrite: bool = False) -> str:
     OutputError
         One line naming the path: what is wrong and, for an occupied directory, the flag.
     """
-    raw = os.fspath(out)
-    if not isinstance(raw, str):
-        raise TypeError(f"out must be a str or os.PathLike, got {type(raw).__name__}")
+    raw = _fspath(out, "out")
     if raw.strip() == "":
         raise OutputError("the output directory must be a non-empty path, got ''")
     path = os.path.abspath(raw)
     parent = os.path.dirname(path)
+    if path == parent:
+        raise OutputError(f"the output directory cannot be the root directory {path}")
     if os.path.lexists(path):
-        if not os.path.isdir(path) or os.path.islink(path):
+        if os.path.islink(path):
+            raise OutputError(f"output directory {path} is a symbolic link; give the directory it points to")
+        if not os.path.isdir(path):
             raise OutputError(f"output directory {path} exists and is not a directory")
         try:
             entries = os.listdir(path)
@@ -171,7 +283,10 @@ class StagedOutput:
     ``with`` block the staging directory (with the marker file :data:`MARKER`) takes the place
     of ``out`` — a previous ``out`` is moved aside first and deleted after the swap, so the
     directory is never a mix of two runs. On an exception (including ``KeyboardInterrupt``)
-    the staging directory is deleted and ``out`` is left as it was.
+    the staging directory is deleted and ``out`` is left as it was. Inside the block SIGTERM
+    raises :class:`Terminated` when it would otherwise kill the process; SIGINT/SIGTERM are
+    deferred while the staging directory is created and during the final swap, and a run
+    interrupted through :func:`interrupt_handler` is never published.
 
     Parameters
     ----------
@@ -194,15 +309,22 @@ class StagedOutput:
         self.info = dict(info or {})
         self.files: list[str] = []
         self.stage: str | None = None
+        self._sigterm = None
+        self._signalled = 0
 
     def __enter__(self) -> StagedOutput:
         self.out = check_output_dir(self.out, overwrite=self.overwrite)  # again: time has passed
         parent = os.path.dirname(self.out)
-        try:
-            os.makedirs(parent, exist_ok=True)
-            self.stage = tempfile.mkdtemp(prefix=".wflow-stage-", dir=parent)
-        except OSError as exc:
-            raise OutputError(f"cannot create output directory {self.out}: {_describe(exc)}") from None
+        self._signalled = len(_SIGNALLED)
+        with _SignalsDeferred() as deferred:
+            try:
+                os.makedirs(parent, exist_ok=True)
+                self.stage = _reserve(parent, ".wflow-stage-")
+            except OSError as exc:
+                raise OutputError(f"cannot create output directory {self.out}: {_describe(exc)}") from None
+            if deferred.restore.get(signal.SIGTERM) == signal.SIG_DFL:  # would kill: clean up first
+                self._sigterm = signal.SIG_DFL
+                deferred.restore[signal.SIGTERM] = interrupt_handler
         return self
 
     def path(self, name: str) -> str:
@@ -231,37 +353,45 @@ class StagedOutput:
         stage, out = self.stage, self.out
         with open(os.path.join(stage, MARKER), "w", encoding="utf-8") as fh:
             fh.write(json_dumps({"files": self.files, **self.info}) + "\n")
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700
+        os.chmod(stage, 0o777 & ~_umask())  # the stage was made 0700
         parent = os.path.dirname(out)
         aside = None
         if os.path.lexists(out):
             check_output_dir(out, overwrite=self.overwrite)  # still ours to replace?
-            aside = tempfile.mkdtemp(prefix=".wflow-old-", dir=parent)
+            aside = _reserve(parent, ".wflow-old-")
             os.rename(out, os.path.join(aside, "old"))
         try:
             os.rename(stage, out)
         except BaseException:
             if aside is not None:
                 os.rename(os.path.join(aside, "old"), out)
-                shutil.rmtree(aside, ignore_errors=True)
+                _release(aside)
             raise
+        _LIVE_STAGES.discard(stage)
         self.stage = None
         if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+            _release(aside)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        try:
-            if exc_type is None:
-                try:
-                    self._commit()
-                except OutputError:
-                    raise
-                except OSError as err:
-                    raise OutputError(f"cannot write output directory {self.out}: {_describe(err)}") from None
-        finally:
-            if self.stage is not None:
-                shutil.rmtree(self.stage, ignore_errors=True)
-                self.stage = None
+        swallowed = _SIGNALLED[self._signalled:]  # an interruption Python ignored on the way
+        with _SignalsDeferred() as deferred:  # the swap is two renames: no handler between them
+            try:
+                if exc_type is None and not swallowed:
+                    try:
+                        self._commit()
+                    except OutputError:
+                        raise
+                    except OSError as err:
+                        raise OutputError(f"cannot write output directory {self.out}: {_describe(err)}") from None
+            finally:
+                if self.stage is not None:
+                    _release(self.stage)
+                    self.stage = None
+                if self._sigterm is not None:
+                    deferred.restore[signal.SIGTERM] = self._sigterm
+                    self._sigterm = None
+        if exc_type is None and swallowed:
+            raise Terminated() if swallowed[-1] == signal.SIGTERM else KeyboardInterrupt()
         return False
 
 

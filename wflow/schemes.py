@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._fp import cap_steps, inner_box
 from .norms import SELECTIONS, parse_norm, project_ball, steepest
 
 __all__ = ["Ball", "EulerScheme", "make_scheme", "register_scheme", "SCHEMES"]
@@ -35,9 +36,10 @@ class Ball:
     p: float
 
     def __post_init__(self):
-        if self.p == np.inf:  # box bounds, computed once per block
-            object.__setattr__(self, "_lo", self.center - self.radius)
-            object.__setattr__(self, "_hi", self.center + self.radius)
+        if self.p == np.inf:  # box bounds inside the exact ball (see wflow._fp), once per block
+            lo, hi = inner_box(self.center, self.radius)
+            object.__setattr__(self, "_lo", lo)
+            object.__setattr__(self, "_hi", hi)
 
     def rows(self, sl: slice) -> "Ball":
         """The ball restricted to the particles ``sl`` (a per-particle centre is sliced)."""
@@ -114,6 +116,7 @@ class EulerScheme:
         if has_zero:
             g[mask] = 0.0
         np.subtract(X, g, out=g)
+        cap_steps(X, out, tau)  # ‖x_{k+1} − x_k‖∞ ≤ τ exactly, not just up to round-off
         if ball is not None:
             ball.project(out, out=out)
         return None

@@ -1,0 +1,90 @@
+"""Floating-point helpers that make the ℓ∞ attack guarantees hold exactly in float32 and float64.
+
+Rounding to nearest is monotone, so an inequality that holds for the exact values also holds
+for any correctly rounded evaluation of it: a budget box [lo, hi] with c − ε ≤ lo and
+hi ≤ c + ε *exactly* passes ``abs(x - c) <= eps`` in either precision. These helpers compute
+such bounds and cap explicit-Euler steps at τ exactly (docs/precision.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["float_dtype", "round_down", "exceeds", "inner_box", "cap_steps"]
+
+DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """``None`` → float64; float64 or float32 (any spelling numpy accepts) → that ``np.dtype``."""
+    if dtype is None:
+        return DTYPES[0]
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be numpy.float64 or numpy.float32, got {dtype!r}") from exc
+    if dt not in DTYPES:
+        raise ValueError(f"{name} must be numpy.float64 or numpy.float32, got {dt}")
+    return dt
+
+
+def round_down(x: float, dtype) -> np.floating:
+    """The largest value of ``dtype`` that is ≤ x (x finite)."""
+    t = np.dtype(dtype).type
+    v = t(x)
+    if float(v) > x:  # float(v) is exact: float32 → float64 (and float64 → float) lose nothing
+        v = np.nextafter(v, t(-np.inf))
+    return v
+
+
+def _two_diff(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """s = fl(a − b) and the exact error e with s + e = a − b (Knuth's TwoSum)."""
+    s = a - b
+    bb = s - a
+    e = (a - (s - bb)) + (-b - bb)
+    return s, e
+
+
+def exceeds(a: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    """Elementwise exact test a − b > eps for arrays a, b of one float dtype and a float eps."""
+    s, e = _two_diff(a, b)
+    if a.dtype == np.float32:  # s + e is exact in float64 (|e| ≤ ulp(s)/2: ≤ 49 bits in all)
+        return s.astype(np.float64) + e.astype(np.float64) > eps
+    # s = fl(a − b) and rounding is monotone: a − b > eps ⇔ s > eps, or s == eps and e > 0
+    return (s > eps) | ((s == eps) & (e > 0))
+
+
+def inner_box(center: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds lo, hi (dtype of ``center``) with center − radius ≤ lo and hi ≤ center + radius
+    exactly, each within two ulps of the exact bound."""
+    c = np.asarray(center)
+    lo, hi = c - radius, c + radius  # a Python float keeps float32 arrays float32
+    for _ in range(4):  # one nudge suffices unless radius itself rounded the wrong way
+        bad = exceeds(c, lo, radius)
+        if not bad.any():
+            break
+        lo[bad] = np.nextafter(lo[bad], c[bad])
+    for _ in range(4):
+        bad = exceeds(hi, c, radius)
+        if not bad.any():
+            break
+        hi[bad] = np.nextafter(hi[bad], c[bad])
+    return lo, hi
+
+
+def cap_steps(X: np.ndarray, Y: np.ndarray, tau) -> np.ndarray:
+    """Make |Y − X| ≤ τ exactly, for Y = fl(X ± τ) (or X) with τ a value of X's dtype.
+
+    Y = fl(X + δ), |δ| = τ, is within ulp(Y)/2 of X + δ, so |Y − X| ≤ τ + ulp(Y)/2; one ulp
+    toward X removes the excess. Which entries exceed: r = fl(Y − X) is exact when |X| ≥ τ
+    (Dekker's Fast2Sum), so |r| > τ decides there; where |X| < τ, |r| ≥ τ is the (safe) test.
+    Modifies and returns Y.
+    """
+    r = np.subtract(Y, X)
+    np.abs(r, out=r)
+    mask = r > tau
+    if np.abs(X).min(initial=np.inf) < tau:
+        mask |= (r == tau) & (np.abs(X) < tau)
+    if mask.any():
+        np.nextafter(Y, X, out=Y, where=mask)
+    return Y

@@ -58,17 +58,18 @@ def inner_box(center: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray
     """Bounds lo, hi (dtype of ``center``) with center − radius ≤ lo and hi ≤ center + radius
     exactly, each within two ulps of the exact bound."""
     c = np.asarray(center)
-    lo, hi = c - radius, c + radius  # a Python float keeps float32 arrays float32
-    for _ in range(4):  # one nudge suffices unless radius itself rounded the wrong way
-        bad = exceeds(c, lo, radius)
-        if not bad.any():
-            break
-        lo[bad] = np.nextafter(lo[bad], c[bad])
-    for _ in range(4):
-        bad = exceeds(hi, c, radius)
-        if not bad.any():
-            break
-        hi[bad] = np.nextafter(hi[bad], c[bad])
+    c64 = c.astype(np.float64)
+    # rounded once to c's dtype from float64 (for float32: within ½ ulp + 2^-53 relative),
+    # then nudged inward where the exact distance exceeds radius (one step in practice)
+    lo, hi = (c64 - radius).astype(c.dtype), (c64 + radius).astype(c.dtype)
+    for bound, sign in ((lo, -1), (hi, 1)):
+        for _ in range(64):
+            bad = exceeds(c, bound, radius) if sign < 0 else exceeds(bound, c, radius)
+            if not bad.any():
+                break
+            bound[bad] = np.nextafter(bound[bad], c[bad])
+        else:  # pragma: no cover - cannot happen for finite inputs
+            raise RuntimeError("inner_box: bounds did not converge")
     return lo, hi
 
 

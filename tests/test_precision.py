@@ -26,7 +26,7 @@ U64 = float(np.finfo(np.float64).eps) / 2
 # ------------------------------------------------------------------------------------------
 ROOT = Path(wflow.__file__).resolve().parent
 HOT_FILES = {str(ROOT / "adversarial" / "mlp.py"), str(ROOT / "adversarial" / "losses.py"),
-             str(ROOT / "schemes.py"), str(ROOT / "_fp.py"), str(ROOT / "flow.py")}
+             str(ROOT / "schemes.py"), str(ROOT / "steps.py"), str(ROOT / "_fp.py"), str(ROOT / "flow.py")}
 # once-per-block set-up (exact bound computations in float64 on purpose) and the driver
 # around the step loop; solve_flow's own frame holds the time grid and weights (float64)
 NOT_HOT = {"exceeds", "_two_diff", "inner_box", "__post_init__", "rows", "solve_flow", "time_grid",

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from tqdm.auto import tqdm
 
 from ._fp import float_dtype, round_down
 from ._validation import as_points, integer, real, rng_from
 from .measures import ParticleMeasure
-from .norms import dual_norm, norm_name, parse_norm
+from .norms import Norm, as_norm
 from .potentials import FromCallables, Potential
-from .schemes import Ball, make_scheme
+from .schemes import make_scheme
+from .steps import Ball, StepInfo
 
 __all__ = ["solve_flow", "FlowResult", "time_grid"]
 
@@ -41,6 +46,11 @@ def time_grid(T: float, tau: float) -> np.ndarray:
 class FlowResult:
     """The computed flow: a piecewise-linear curve for every particle.
 
+    ``positions`` is time-major, (K+1, n, d): a step writes one (n, d) slab, and ``positions[k]``
+    is the snapshot μ_{t_k}. :class:`~wflow.superposition.CurveMeasure` stores curves
+    curve-major, (m, K+1, d). Use :meth:`trajectory` for one particle's curve and :meth:`at` for
+    a snapshot, which read the same on both (``docs/conventions.md``).
+
     Attributes
     ----------
     times : ndarray, shape (K+1,)
@@ -50,16 +60,16 @@ class FlowResult:
     weights : ndarray, shape (n,)
         Particle weights (uniform unless a ParticleMeasure was given).
     potential : Potential
-    p : float
-        Exponent of the flow's norm.
+    norm : Norm
+        The flow's norm (``str(norm)`` is its name, e.g. ``"linf"``).
     tau : float
         Step size τ (the last step may be shorter; see :func:`time_grid`).
     scheme : str
     budget : float or None
         ε of the budget ball B_ε(center) (None: no budget).
     center : ndarray or None, shape (d,) or (n, d)
-    step_info : dict of ndarray, shape (K, n)
-        Per-step records of the scheme (empty for Euler).
+    step_info : StepInfo or None
+        Per-step records of the scheme, arrays of shape (K, n) (None for Euler).
     stride : int
         Every ``stride``-th grid step was stored.
     """
@@ -68,12 +78,12 @@ class FlowResult:
     positions: np.ndarray
     weights: np.ndarray
     potential: Potential
-    p: float
+    norm: Norm
     tau: float
     scheme: str
     budget: float | None = None
     center: np.ndarray | None = None
-    step_info: dict = field(default_factory=dict)
+    step_info: StepInfo | None = None
     stride: int = 1
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -90,10 +100,12 @@ class FlowResult:
     def T(self) -> float:
         return float(self.times[-1])
 
-    @property
-    def norm(self) -> str:
-        """Name of the flow's norm (``"linf"``, ``"l2"``, ...)."""
-        return norm_name(self.p)
+    def trajectory(self, i: int) -> np.ndarray:
+        """The stored curve of particle i, shape (K+1, d) (same as ``CurveMeasure.curves[i]``)."""
+        i = integer(i, "i")
+        if not -self.n_particles <= i < self.n_particles:
+            raise ValueError(f"i must index one of the {self.n_particles} particles, got {i}")
+        return self.positions[:, i]
 
     # -- derived quantities (computed once, on first use) ------------------------------------
     def _per_time(self, method: str) -> np.ndarray:
@@ -111,7 +123,7 @@ class FlowResult:
     def slopes(self) -> np.ndarray:
         """‖∇V(x_i(t_k))‖_*, shape (K+1, n) (the metric slope of V at each particle)."""
         if "slopes" not in self._cache:
-            self._cache["slopes"] = dual_norm(self._per_time("grad"), self.p)
+            self._cache["slopes"] = self.norm.dual(self._per_time("grad"))
         return self._cache["slopes"]
 
     def energy_curve(self) -> np.ndarray:
@@ -123,7 +135,7 @@ class FlowResult:
         return self.slopes @ self.weights
 
     # -- interpolation --------------------------------------------------------------------
-    def at(self, t) -> np.ndarray:
+    def at(self, t: ArrayLike) -> np.ndarray:
         """Piecewise-linear interpolant of the stored positions.
 
         Parameters
@@ -150,7 +162,7 @@ class FlowResult:
             out[exact] = self.positions[k[exact] + 1]
         return out[0] if ts.ndim == 0 else out
 
-    def measure(self, t) -> ParticleMeasure:
+    def measure(self, t: float) -> ParticleMeasure:
         """μ_t = Σ_i w_i δ_{x_i(t)} (the interpolant at time t)."""
         return ParticleMeasure(self.at(float(t)), self.weights)
 
@@ -160,7 +172,7 @@ class FlowResult:
         E = self.energy_curve()
         return {
             "scheme": self.scheme,
-            "norm": self.norm,
+            "norm": str(self.norm),
             "tau": self.tau,
             "T": self.T,
             "n_particles": self.n_particles,
@@ -172,7 +184,7 @@ class FlowResult:
             "potential": repr(self.potential),
         }
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write times, positions, weights, energies to an ``.npz`` (settings as JSON inside)."""
         path = os.fspath(path)
         tmp = path + ".tmp.npz"
@@ -214,15 +226,15 @@ def _probe(potential: Potential, X: np.ndarray) -> None:
 
 
 def solve_flow(
-    potential,
-    x0,
+    potential: Potential | Any,
+    x0: ArrayLike | ParticleMeasure,
     T: float,
     tau: float,
-    norm="linf",
+    norm: str | float | Norm = "linf",
     scheme: str = "euler",
     budget: float | None = None,
-    center=None,
-    seed=None,
+    center: ArrayLike | None = None,
+    seed: int | np.random.Generator | None = None,
     *,
     inner: str = "auto",
     selection: str = "canonical",
@@ -231,7 +243,7 @@ def solve_flow(
     workers: int | None = None,
     progress: bool = False,
     dtype=None,
-    **scheme_options,
+    **scheme_options: Any,
 ) -> FlowResult:
     """Simulate the ∞-curve of maximal slope of V from x0 on [0, T].
 
@@ -249,7 +261,7 @@ def solve_flow(
         Final time, T ≥ 0. Since ‖u'‖ ≤ 1, T is also the largest distance travelled.
     tau : float
         Step size τ > 0 (see :func:`time_grid` when τ does not divide T).
-    norm : {"linf", "l2", "l1"} or float p ≥ 1
+    norm : {"linf", "l2", "l1"}, float p ≥ 1 or Norm
         The norm of the flow (steps satisfy ‖x_{k+1} − x_k‖ ≤ τ in it).
     scheme : {"euler", "minmove"}
         ``"euler"``: x_{k+1} = x_k + τ v_k, v_k ∈ ∂‖·‖_*(−∇V(x_k)) (sign descent / IFGSM for ℓ∞).
@@ -314,7 +326,7 @@ def solve_flow(
         raise ValueError(f"x0 has dimension {d} but the potential is defined for d = {potential.dim}")
     T = real(T, "T", low=0.0)
     tau = real(tau, "tau", low=0.0, strict=True)
-    p = parse_norm(norm, name="norm")
+    nrm = as_norm(norm)
     stride = integer(stride, "stride", low=1)
     ball = None
     if budget is not None:
@@ -325,7 +337,7 @@ def solve_flow(
         if c.ndim != 2 or c.shape[1] != d or c.shape[0] not in (1, n) or not np.all(np.isfinite(c)):
             raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {np.shape(center)}")
         c = c[0] if c.shape[0] == 1 and n > 1 else c
-        ball = Ball(c.astype(dtype), budget, p)
+        ball = Ball(c.astype(dtype), budget, nrm)
     elif center is not None:
         raise ValueError("center is only used with a budget: pass budget=eps as well")
     if chunk_size is None:
@@ -336,7 +348,7 @@ def solve_flow(
         options["inner"] = inner
     elif inner != "auto":
         raise ValueError(f"inner is an option of scheme='minmove', not of scheme={scheme!r}")
-    stepper = make_scheme(scheme, p, selection, **options)
+    stepper = make_scheme(scheme, nrm, selection, **options)
     rng = rng_from(seed)
     _probe(potential, X0)
     if ball is not None:
@@ -359,15 +371,13 @@ def solve_flow(
     traj[0] = X0
     n_chunks = -(-n // chunk_size)
     rngs = rng.spawn(n_chunks) if n_chunks > 1 else [rng]
-    block_infos: list[list[dict]] = [[] for _ in range(n_chunks)]
+    block_infos: list[list[StepInfo]] = [[] for _ in range(n_chunks)]
     if workers is None:
         parallel = potential.thread_safe and getattr(stepper, "thread_safe", False)
         workers = min(os.cpu_count() or 1, n_chunks) if parallel else 1
     workers = integer(workers, "workers", low=1)
     bar = None
     if progress and K > 0:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=K * n_chunks, desc=f"{scheme} flow", unit="block-step", leave=False)
 
     def run_block(b: int) -> None:
@@ -391,8 +401,6 @@ def solve_flow(
             for b in range(n_chunks):
                 run_block(b)
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(run_block, range(n_chunks)))
     finally:
@@ -403,18 +411,13 @@ def solve_flow(
         raise ValueError(
             f"potential.grad returned non-finite values during the flow (positions non-finite from stored time {grid[keep[bad]]:g})"
         )
-    step_info = {}
-    if block_infos[0]:
-        for key in block_infos[0][0]:
-            step_info[key] = np.stack(
-                [np.concatenate([block_infos[b][k][key] for b in range(n_chunks)]) for k in range(K)]
-            )
+    step_info = StepInfo.stack(block_infos) if block_infos[0] else None
     return FlowResult(
         times=grid[keep],
         positions=traj,
         weights=np.full(n, 1.0 / n) if weights is None else weights,
         potential=potential,
-        p=p,
+        norm=nrm,
         tau=tau,
         scheme=scheme,
         budget=budget,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .norms import dual_norm, parse_norm
+from .norms import Norm, as_norm
 
 __all__ = ["ParticleMeasure", "as_measure", "probability_weights"]
 
@@ -130,9 +130,9 @@ class ParticleMeasure:
         """𝓔(μ) = ∫ V dμ = Σ_i w_i V(x_i)."""
         return float(self.weights @ potential.value(self.points))
 
-    def slope(self, potential, norm="linf") -> float:
+    def slope(self, potential, norm: str | float | Norm = "linf") -> float:
         """W∞-slope of the potential energy, |∂𝓔|(μ) = ∫ ‖∇V‖_* dμ = Σ_i w_i ‖∇V(x_i)‖_*."""
-        return float(self.weights @ dual_norm(potential.grad(self.points), parse_norm(norm)))
+        return float(self.weights @ as_norm(norm).dual(potential.grad(self.points)))
 
 
 def as_measure(mu, name: str = "mu") -> ParticleMeasure:

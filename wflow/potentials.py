@@ -27,6 +27,7 @@ __all__ = [
     "SumPotential",
     "ScaledPotential",
     "check_grad",
+    "quadratic_coefficients",
 ]
 
 
@@ -398,6 +399,36 @@ class GaussianMixture(Potential):
 
     def __repr__(self):
         return f"GaussianMixture(m={len(self.widths)}, d={self.dim})"
+
+
+def quadratic_coefficients(potential: Potential) -> tuple[np.ndarray | None, np.ndarray] | None:
+    """(A, b) with V = ½xᵀAx + bᵀx + const, or None when V is not built from those forms.
+
+    Recognizes :class:`Linear` (A is None), :class:`Quadratic`, and their sums and scalings:
+    the potentials with closed-form flows and minimizing-movement steps.
+    """
+    if isinstance(potential, Linear):
+        return None, potential.a
+    if isinstance(potential, Quadratic):
+        return potential.A, potential.b
+    if isinstance(potential, ScaledPotential):
+        q = quadratic_coefficients(potential.base)
+        if q is None:
+            return None
+        A, b = q
+        return (None if A is None else potential.scale * A), potential.scale * b
+    if isinstance(potential, SumPotential):
+        A: np.ndarray | None = None
+        b: np.ndarray | float = 0.0
+        for part in potential.parts:
+            q = quadratic_coefficients(part)
+            if q is None:
+                return None
+            if q[0] is not None:
+                A = q[0] if A is None else A + q[0]
+            b = b + q[1]
+        return A, np.asarray(b, dtype=float)
+    return None
 
 
 def check_grad(potential: Potential, X, *, step: float | None = None) -> float:

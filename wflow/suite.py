@@ -160,7 +160,7 @@ def check_lipschitz(result, *, name: str = "lipschitz") -> Check:
     t, P = _arrays(result)
     if len(t) < 2:
         return make_check(name, "1-Lipschitz in the flow norm (max speed)", 0.0, 1 + LIPSCHITZ_ROUNDOFF)
-    steps = _norm(np.diff(P, axis=0), result.p)  # (K, n)
+    steps = _norm(np.diff(P, axis=0), result.norm.p)  # (K, n)
     speed = steps / np.diff(t)[:, None]
     k, i = np.unravel_index(int(np.argmax(speed)), speed.shape)
     return make_check(
@@ -217,9 +217,9 @@ def check_winf_lipschitz(result, *, max_times: int = 12, name: str = "winf_lipsc
         if t[b] <= t[a]:
             continue
         if exact:
-            d = winf(ParticleMeasure(P[a], result.weights), ParticleMeasure(P[b], result.weights), norm=result.p)
+            d = winf(ParticleMeasure(P[a], result.weights), ParticleMeasure(P[b], result.weights), norm=result.norm.p)
         else:
-            d = float(np.max(_norm(P[b] - P[a], result.p)))
+            d = float(np.max(_norm(P[b] - P[a], result.norm.p)))
         ratio = d / (t[b] - t[a])
         n_pairs += 1
         if ratio > worst:
@@ -260,9 +260,9 @@ def check_maximal_slope_mass(result, *, factor: float = 2.0, min_mass: float = 0
     if len(t) > 1:
         from .norms import dual_norm
 
-        lip = np.max(_norm(np.diff(P, axis=0), result.p) / np.diff(t)[:, None], axis=0)
+        lip = np.max(_norm(np.diff(P, axis=0), result.norm.p) / np.diff(t)[:, None], axis=0)
         G = np.stack([np.asarray(result.potential.grad(X)) for X in P])
-        tv = dual_norm(np.diff(G, axis=0), result.p).sum(axis=0)
+        tv = dual_norm(np.diff(G, axis=0), result.norm.p).sum(axis=0)
     else:
         lip, tv = np.zeros(P.shape[1]), np.zeros(P.shape[1])
     tol_i = factor * tau * tv + 1e-12
@@ -392,7 +392,7 @@ def check_marginals_from_snapshots(result, *, n_snapshots=11, seed=0, name="marg
     for k in ks:
         perm = rng.permutation(P.shape[1])
         snaps.append(ParticleMeasure(P[k][perm], np.asarray(result.weights)[perm]))
-    eta = superpose_snapshots(snaps, t[ks], norm=result.p)
+    eta = superpose_snapshots(snaps, t[ks], norm=result.norm.p)
     rep = check_marginals(eta, snaps, t[ks])
     return make_check(name, "representing measure from shuffled snapshots: max_k W∞((e_t)_#η, μ_t)",
                       rep.max_winf, rep.tolerance, n_curves=int(eta.n_curves), n_snapshots=len(snaps),

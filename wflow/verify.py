@@ -234,10 +234,10 @@ def _snapshots(measures, times, name: str = "measures"):
     """(list of ParticleMeasure, times, default norm or None) from a sequence, CurveMeasure or FlowResult."""
     if isinstance(measures, CurveMeasure):
         t = measures.times if times is None else _as_times(times, "times")
-        return [measures.marginal(s, merge=True) for s in t], t, measures.p
+        return [measures.marginal(s, merge=True) for s in t], t, measures.norm.p
     if hasattr(measures, "positions") and hasattr(measures, "measure") and hasattr(measures, "times"):
         t = np.asarray(measures.times, dtype=float) if times is None else _as_times(times, "times")
-        return [measures.measure(s) for s in t], t, getattr(measures, "p", None)
+        return [measures.measure(s) for s in t], t, measures.norm.p
     if isinstance(measures, (ParticleMeasure, np.ndarray)) or not hasattr(measures, "__len__"):
         raise TypeError(f"{name} must be a sequence of measures, a CurveMeasure or a FlowResult")
     if times is None:
@@ -292,7 +292,7 @@ def check_marginals(eta: CurveMeasure, measures, times=None, norm=None, *, tol: 
     if not isinstance(eta, CurveMeasure):
         raise TypeError(f"eta must be a CurveMeasure, got {type(eta).__name__}")
     snaps, t, _ = _snapshots(measures, times)
-    p = _pick_norm(norm, eta.p)
+    p = _pick_norm(norm, eta.norm.p)
     if t[0] < eta.times[0] or t[-1] > eta.T:
         raise ValueError(f"times must lie in eta's interval [{eta.times[0]:g}, {eta.T:g}]")
     for k, mu in enumerate(snaps):
@@ -456,7 +456,7 @@ def check_maximal_slope_mass(eta, potential, norm=None, *, tol: float = 1e-8, li
     tol = real(tol, "tol", low=0.0)
     lip_tol = real(lip_tol, "lip_tol", low=0.0)
     mass_tol = real(mass_tol, "mass_tol", low=0.0)
-    p = _pick_norm(norm, eta.p)
+    p = _pick_norm(norm, eta.norm.p)
     lip = eta.lipschitz_constants(p)
     defect = eta.worst_dissipation_defect(potential, p, substeps=substeps)
     ok = (lip <= 1.0 + lip_tol) & (defect <= tol)
@@ -499,7 +499,7 @@ def verify_characterization(eta: CurveMeasure, measures=None, times=None, potent
     """
     if not isinstance(eta, CurveMeasure):
         raise TypeError(f"eta must be a CurveMeasure, got {type(eta).__name__}")
-    p = _pick_norm(norm, eta.p)
+    p = _pick_norm(norm, eta.norm.p)
     marg = None
     if measures is not None:
         marg = check_marginals(eta, measures, times, p, tol=marginal_tol)

@@ -240,7 +240,7 @@ def test_fp_helpers_against_rational_arithmetic():
 # e = φ(s) (3 roundings + exp ≤ 4 ulp), t (3 roundings), Horner in t ∈ (0, 1] with condition
 # Σ|a_i| / |P(t)| ≤ 4.5 over 9 operations, the products and the final ½ ± (½ − q) (2 more):
 # relative error of q = Φ(−|s|) ≤ (7 + 3·2 + 4.5·9 + 2)·u ≈ 56u with q ≤ ½, plus 2u absolute:
-PHI_TOL = 7.5e-8 + (56 * 0.5 + 2) * U32  # = 2.5e-6
+PHI_TOL = 7.5e-8 + (56 * 0.5 + 2) * U32  # ≈ 1.9e-6
 # a'(s) = Φ + s φ: the Φ error, plus |s φ(s)| ≤ 0.25 with relative error (7 + 1)u, plus 1u
 DERIV_TOL = PHI_TOL + (8 * 0.25 + 1) * U32
 

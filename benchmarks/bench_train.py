@@ -108,7 +108,7 @@ def main(argv=None) -> int:
             for dt in ("float32", "float64"):
                 model = m0.astype(dt)
 
-                def run_wflow(model=model):
+                def run_wflow(model=model, adversarial=adversarial):
                     with threadpool_limits(1):
                         if adversarial:
                             return adv_train(model, X, y, args.eps, inner="flow", steps=args.steps, loss="ce",
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
 
                 variants[("wflow", dt, 1)] = run_wflow
                 for th in args.threads:
-                    def run_torch(dt=dt, th=th):
+                    def run_torch(dt=dt, th=th, m0=m0, adversarial=adversarial):
                         torch.set_num_threads(th)
                         try:
                             net = mlp_to_torch(m0, getattr(torch, dt)).train()

@@ -29,10 +29,9 @@ except ImportError:  # running from a checkout without installing
 import numpy as np
 
 from wflow.adversarial import load_model, make_loss
-from wflow.config import StagedOutput
+from wflow.io import StagedOutput
 from wflow.norms import norm as lp_norm
 from wflow.plotting import fit_rate, plot_convergence, save_figure
-from wflow.suite import available
 
 
 def sup_distance_per_particle(a, b, n_eval: int = 401) -> np.ndarray:
@@ -42,8 +41,6 @@ def sup_distance_per_particle(a, b, n_eval: int = 401) -> np.ndarray:
 
 
 def run(out: str, quick: bool = False, n_starts: int = 100, seed: int = 0) -> dict:
-    if not available("minmove"):
-        raise SystemExit("wflow.minmove is not available in this version: nothing to compare")
     eps, T = 0.2, 1.0
     levels = range(5) if quick else range(8)
     taus = [eps * 2.0**-i for i in levels]

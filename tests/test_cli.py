@@ -15,8 +15,8 @@ import pytest
 
 import wflow
 from wflow import suite
-from wflow.cli import main
-from wflow.demo import DEMO_FILES, LANDSCAPE_DEMO_FILES
+from wflow.app.cli import main
+from wflow.app.demo import DEMO_FILES
 
 
 def _passes(c) -> bool:
@@ -35,8 +35,8 @@ def test_demo_quick_writes_every_promised_file(demo_out):
     code, out = demo_out
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    files = DEMO_FILES if "attack_gap" in {c["name"] for c in report["checks"]} else LANDSCAPE_DEMO_FILES
-    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    files = DEMO_FILES
+    assert sorted(p.name for p in out.iterdir()) == sorted((*files, wflow.io.MARKER))
     assert report["files"] == list(files)
     for name in files:
         data = (out / name).read_bytes()
@@ -77,12 +77,12 @@ def test_demo_report_holds_measured_figures_within_tolerance(demo_out):
 
 @pytest.mark.filterwarnings("ignore:Animation was deleted")
 def test_demo_writes_nothing_when_it_fails(tmp_path, monkeypatch):
-    import wflow.plotting
+    import wflow.app.demo
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(wflow.plotting, "save_animation", boom)
+    monkeypatch.setattr(wflow.app.demo, "save_animation", boom)
     out = tmp_path / "o"
     with pytest.raises(RuntimeError, match="disk full"):
         main(["demo", "--quick", "--out", str(out)])
@@ -143,11 +143,11 @@ def test_check_relations_and_nan():
 
 
 def test_help_version_and_module_entry_point():
-    r = subprocess.run([sys.executable, "-m", "wflow.cli", "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "wflow", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
     for cmd in ("demo", "run", "verify"):
         assert cmd in r.stdout
-    r = subprocess.run([sys.executable, "-m", "wflow.cli", "--version"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "wflow", "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == f"wflow {wflow.__version__}"
     assert main([]) == 2  # no command: help and a usage exit code
     with pytest.raises(SystemExit) as exc:

@@ -29,7 +29,7 @@ HOT_FILES = {str(ROOT / "adversarial" / "mlp.py"), str(ROOT / "adversarial" / "l
              str(ROOT / "schemes.py"), str(ROOT / "steps.py"), str(ROOT / "_fp.py"), str(ROOT / "flow.py")}
 # once-per-block set-up (exact bound computations in float64 on purpose) and the driver
 # around the step loop; solve_flow's own frame holds the time grid and weights (float64)
-NOT_HOT = {"exceeds", "_two_diff", "inner_box", "__post_init__", "rows", "solve_flow", "time_grid",
+NOT_HOT = {"exceeds", "_two_diff", "inner_box", "__post_init__", "rows", "solve_flow", "time_grid", "_raise_nonfinite",
            "_probe", "_as_potential", "float_dtype", "round_down", "<listcomp>", "<genexpr>",
            # public entry points (float64 user input, converted once) and label set-up
            "predict", "logits", "predict_proba", "_check", "accuracy", "__init__", "_labels",
@@ -66,7 +66,8 @@ class DtypeTracer:
         where = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}:{frame.f_lineno}"
         if event in ("line", "return"):
             for name, v in frame.f_locals.items():
-                if name not in ("self", "model", "potential"):
+                # the flow driver's time grid (float64, used only in error messages) is not data
+                if name not in ("self", "model", "potential", "grid"):
                     self._check(where, name, v)
             for name in frame.f_code.co_names:  # module-level constants used by this code
                 v = frame.f_globals.get(name)

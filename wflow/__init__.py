@@ -27,7 +27,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "norms", "potentials", "schemes", "flow", "measures", "transport", "superposition",
-    "minmove", "studies", "adversarial", "verify", "plotting", "cli",
+    "minmove", "studies", "adversarial", "verify", "plotting", "io",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +13,10 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from ._fp import float_dtype, round_down
-from ._validation import as_points, integer, real, rng_from
+from ._validation import NonFiniteStep, as_points, integer, real, rng_from
+from .io import atomic_write, json_dumps
 from .measures import ParticleMeasure
+from .memory import check_memory
 from .norms import Norm, as_norm
 from .potentials import FromCallables, Potential
 from .schemes import make_scheme
@@ -186,13 +187,15 @@ class FlowResult:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write times, positions, weights, energies to an ``.npz`` (settings as JSON inside)."""
-        path = os.fspath(path)
-        tmp = path + ".tmp.npz"
-        np.savez_compressed(
-            tmp, times=self.times, positions=self.positions, weights=self.weights,
-            energies=self.energies, summary=np.array(json.dumps(self.summary())),
-        )
-        os.replace(tmp, path)
+        energies = self.energies
+        summary = np.array(json_dumps(self.summary(), indent=None))
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, times=self.times, positions=self.positions, weights=self.weights,
+                                    energies=energies, summary=summary)
+
+        atomic_write(path, write)
 
 
 def _as_potential(potential) -> Potential:
@@ -356,6 +359,14 @@ def solve_flow(
     if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=atol)):
         raise ValueError("x0 must lie in the budget ball B_budget(center)")
 
+    K_est = 0 if T == 0 else math.ceil(T / tau)
+    n_keep = K_est // stride + 2
+    check_memory(
+        8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1)),
+        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
+        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
+    )
+
     # ---- the loop: blocks of particles, each through all steps ----
     grid = time_grid(T, tau)
     K = len(grid) - 1
@@ -389,7 +400,13 @@ def solve_flow(
         for k in range(K):
             # write straight into the stored trajectory; unstored steps go to scratch
             dest = traj[slot[k + 1], sl] if slot[k + 1] >= 0 else scratch[0] if x is not scratch[0] else scratch[1]
-            info = stepper.step(pot, x, h[k], bball, dest, rngs[b])
+            try:
+                info = stepper.step(pot, x, h[k], bball, dest, rngs[b])
+            except NonFiniteStep as exc:
+                i = sl.start + int(exc.rows[0])
+                raise ValueError(f"{exc} at step {k + 1} (t = {grid[k]:g} → {grid[k + 1]:g}), particle {i} "
+                                 f"(x = {np.array2string(x[exc.rows[0]], precision=6)}); "
+                                 f"{len(exc.rows)} particle(s) affected") from None
             if info:
                 block_infos[b].append(info)
             x = dest
@@ -407,10 +424,12 @@ def solve_flow(
         if bar is not None:
             bar.close()
     if not np.all(np.isfinite(traj[-1])):
-        bad = int(np.argmax(~np.all(np.isfinite(traj), axis=(1, 2))))
-        raise ValueError(
-            f"potential.grad returned non-finite values during the flow (positions non-finite from stored time {grid[keep[bad]]:g})"
-        )
+        _raise_nonfinite(potential, traj, grid[keep])
+    v_end = potential.value(traj[-1])
+    if not np.all(np.isfinite(v_end)):
+        i = int(np.flatnonzero(~np.isfinite(v_end))[0])
+        raise ValueError(f"potential.value is non-finite at the end of the flow (t = {T:g}) for particle {i} "
+                         f"(x = {np.array2string(traj[-1, i], precision=6)})")
     step_info = StepInfo.stack(block_infos) if block_infos[0] else None
     return FlowResult(
         times=grid[keep],
@@ -425,3 +444,21 @@ def solve_flow(
         step_info=step_info,
         stride=stride,
     )
+
+
+def _raise_nonfinite(potential: Potential, traj: np.ndarray, times: np.ndarray) -> None:
+    """Name the first stored time and particle where the positions stopped being finite, and why."""
+    finite = np.all(np.isfinite(traj), axis=2)  # (K+1, n)
+    k = int(np.argmax(~np.all(finite, axis=1)))
+    i = int(np.flatnonzero(~finite[k])[0])
+    last = traj[k - 1, i] if k > 0 else traj[0, i]
+    where = f"particle {i}, between stored times {times[max(k - 1, 0)]:g} and {times[k]:g}"
+    if np.max(np.abs(last)) > 1e300:
+        raise ValueError(f"the positions overflowed the float64 range ({where}; |x| reached "
+                         f"{np.max(np.abs(last)):.3g}): rescale the problem or shorten T")
+    g = potential.grad(last[None])
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"potential.grad returned non-finite values during the flow ({where}, "
+                         f"x = {np.array2string(last, precision=6)})")
+    raise ValueError(f"the positions became non-finite during the flow ({where})")
+

@@ -29,11 +29,13 @@ def probability_weights(weights, n: int, *, normalize: bool = False, owner: str 
         raise ValueError("weights contains NaN or infinite values")
     if np.any(w < 0):
         raise ValueError(f"weights must be >= 0, got minimum {w.min():g}")
-    total = w.sum()
     if normalize:
-        if total <= 0:
+        top = w.max()
+        if top <= 0:
             raise ValueError("weights sum to 0: cannot normalize")
-        return w / total
+        w = w / top  # first scale to max 1: the sum of huge weights (1e308) would overflow
+        return w / w.sum()
+    total = w.sum()
     if abs(total - 1.0) > WEIGHT_SUM_TOL:
         raise ValueError(
             f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); "

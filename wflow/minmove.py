@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_points, integer, real, rng_from
+from ._validation import NonFiniteStep, as_points, integer, real, rng_from
 from .norms import SELECTIONS, Norm, as_norm, project_ball, steepest
 from .norms import norm as _norm
 from .potentials import Potential, ScaledPotential, SumPotential, quadratic_coefficients
@@ -608,14 +608,23 @@ class MinMoveScheme:
                 Z, energy = _cbo(oracle, feas, v0, rng, self.options)
             else:
                 v0, g0 = oracle.value_and_grad(X, rows)
-                if not (np.all(np.isfinite(v0)) and np.all(np.isfinite(g0))):
-                    raise ValueError("potential returned non-finite values during the minmove flow")
+                bad = ~(np.isfinite(v0) & np.all(np.isfinite(g0), axis=1))
+                if bad.any():
+                    raise NonFiniteStep("potential.value or potential.grad is non-finite at the start "
+                                        "of a minimizing-movement step", np.flatnonzero(bad))
                 run = _local if solver == "local" else _global
                 Z, energy = run(oracle, feas, v0, g0, self.selection, rng, self.options)
+            bad = ~np.isfinite(energy) | ~np.all(np.isfinite(Z), axis=1)
+            if bad.any():  # a NaN candidate would otherwise "fall back" and freeze the particle
+                raise NonFiniteStep("the minimizing-movement inner solver met non-finite values of the "
+                                    "potential (or its gradient)", np.flatnonzero(bad))
             fallback = ~(energy <= v0)
             if fallback.any():
                 Z[fallback] = X[fallback]
                 energy = np.where(fallback, v0, energy)
+        if solver == "exact" and not np.all(np.isfinite(energy)):
+            raise NonFiniteStep("potential.value is non-finite after an exact minimizing-movement step",
+                                np.flatnonzero(~np.isfinite(energy)))
         out[...] = Z
         step_len = _norm(out - X, p)
         budget_active = None
@@ -639,11 +648,18 @@ def minmove_step(potential: Potential, x: np.ndarray, tau: float, norm: str | fl
     X = as_points(x, "x")
     tau = real(tau, "tau", low=0.0, strict=True)
     nrm = as_norm(norm)
+    n, d = X.shape
     ball = None
     if budget is not None:
         eps = real(budget, "budget", low=0.0)
-        c = X if center is None else np.broadcast_to(np.asarray(center, dtype=float), X.shape)
-        ball = Ball(np.array(c), eps, nrm)
+        c = X if center is None else as_points(center, "center", dim=d)
+        if c.shape[0] not in (1, n):
+            raise ValueError(f"center must have shape ({d},) or ({n}, {d}), got {np.shape(center)}")
+        ball = Ball(np.array(np.broadcast_to(c, X.shape)), eps, nrm)
+        if not np.all(np.isclose(ball.project(X), X, rtol=0, atol=1e-12)):
+            raise ValueError("x must lie in the budget ball B_budget(center)")
+    elif center is not None:
+        raise ValueError("center is only used with a budget: pass budget=... as well")
     scheme = MinMoveScheme(norm=nrm, selection=selection, inner=inner, inner_options=inner_options or None)
     out = np.empty_like(X)
     info = scheme.step(potential, X, tau, ball, out, rng_from(seed))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import as_points
+from ._validation import as_points, integer, real
 
 __all__ = [
     "Potential",
@@ -109,7 +109,10 @@ class Potential:
         if isinstance(other, Potential):
             return SumPotential([self, other])
         if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, bool):
-            return SumPotential([self, Linear(np.zeros(self.dim), c=float(other))]) if self.dim else NotImplemented
+            c = real(other, "the added constant")
+            if self.dim:
+                return SumPotential([self, Linear(np.zeros(self.dim), c=c)])
+            return SumPotential([self, FromCallables(lambda X: np.full(len(X), c), lambda X: np.zeros_like(X))])
         return NotImplemented
 
     def __radd__(self, other):
@@ -124,13 +127,28 @@ class Potential:
 
     def __mul__(self, s):
         if isinstance(s, (int, float, np.integer, np.floating)) and not isinstance(s, bool):
-            return ScaledPotential(self, float(s))
+            return ScaledPotential(self, real(s, "scale"))
         return NotImplemented
 
     __rmul__ = __mul__
 
     def __neg__(self):
         return ScaledPotential(self, -1.0)
+
+
+def _array(x, name: str, ndim: int) -> np.ndarray:
+    """A finite float64 array with ``ndim`` dimensions; errors name the argument."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__} {x!r:.60}") from None
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, but it contains NaN or infinite values")
+    return a
 
 
 def _common_dim(parts) -> int | None:
@@ -208,17 +226,14 @@ class Quadratic(Potential):
     thread_safe = True
 
     def __init__(self, A, b=None, c: float = 0.0):
-        A = np.asarray(A, dtype=float)
-        if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        A = _array(A, "A", 2)
+        if A.shape[0] != A.shape[1] or A.shape[0] == 0:
             raise ValueError(f"A must be a square (d, d) matrix, got shape {A.shape}")
-        if not np.all(np.isfinite(A)):
-            raise ValueError("A contains NaN or infinite values")
         d = A.shape[0]
-        b = np.zeros(d) if b is None else np.asarray(b, dtype=float)
-        if b.shape != (d,) or not np.all(np.isfinite(b)):
+        b = np.zeros(d) if b is None else _array(b, "b", 1)
+        if b.shape != (d,):
             raise ValueError(f"b must be a finite vector of shape ({d},), got shape {b.shape}")
-        if not np.isfinite(c):
-            raise ValueError(f"c must be finite, got {c!r}")
+        c = real(c, "c")
         self.A = 0.5 * (A + A.T)
         self.b, self.c, self.dim = b, float(c), d
         self._has_b = bool(np.any(b != 0))
@@ -259,11 +274,10 @@ class Linear(Potential):
     thread_safe = True
 
     def __init__(self, a, c: float = 0.0):
-        a = np.asarray(a, dtype=float)
-        if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
-            raise ValueError(f"a must be a finite vector of shape (d,), got shape {a.shape}")
-        if not np.isfinite(c):
-            raise ValueError(f"c must be finite, got {c!r}")
+        a = _array(a, "a", 1)
+        if a.size == 0:
+            raise ValueError(f"a must be a finite vector of shape (d,) with d >= 1, got shape {a.shape}")
+        c = real(c, "c")
         self.a, self.c, self.dim = a, float(c), a.size
 
     def _value(self, X):
@@ -300,8 +314,9 @@ class FromCallables(Potential):
             raise TypeError(f"value must be callable, got {type(value).__name__}")
         if grad is not None and not callable(grad):
             raise TypeError(f"grad must be callable or None, got {type(grad).__name__}")
-        self._f, self._g, self.dim = value, grad, dim
-        self.fd_step = float(np.finfo(float).eps ** (1 / 3)) if fd_step is None else float(fd_step)
+        self._f, self._g = value, grad
+        self.dim = None if dim is None else integer(dim, "dim", low=1)
+        self.fd_step = float(np.finfo(float).eps ** (1 / 3)) if fd_step is None else real(fd_step, "fd_step")
         if not self.fd_step > 0:
             raise ValueError(f"fd_step must be > 0, got {fd_step!r}")
 
@@ -330,9 +345,7 @@ class DoubleWell(Potential):
     thread_safe = True
 
     def __init__(self, dim: int = 2, a: float = 1.0, b: float = 1.0):
-        if int(dim) < 1:
-            raise ValueError(f"dim must be >= 1, got {dim!r}")
-        self.dim, self.a, self.b = int(dim), float(a), float(b)
+        self.dim, self.a, self.b = integer(dim, "dim", low=1), real(a, "a"), real(b, "b")
 
     def _value(self, X):
         return self.a * (X[:, 0] ** 2 - 1.0) ** 2 + 0.5 * self.b * np.sum(X[:, 1:] ** 2, axis=1)
@@ -361,16 +374,19 @@ class GaussianMixture(Potential):
     thread_safe = True
 
     def __init__(self, centers, amplitudes=None, widths=0.5):
-        C = np.asarray(centers, dtype=float)
-        if C.ndim != 2 or C.shape[0] == 0 or not np.all(np.isfinite(C)):
-            raise ValueError(f"centers must be a finite (m, d) array, got shape {C.shape}")
+        C = _array(centers, "centers", 2)
+        if C.shape[0] == 0 or C.shape[1] == 0:
+            raise ValueError(f"centers must be a finite (m, d) array with m, d >= 1, got shape {C.shape}")
         m = C.shape[0]
-        a = np.ones(m) if amplitudes is None else np.asarray(amplitudes, dtype=float)
-        s = np.broadcast_to(np.asarray(widths, dtype=float), (m,)).copy()
+        a = np.ones(m) if amplitudes is None else _array(amplitudes, "amplitudes", 1)
         if a.shape != (m,):
-            raise ValueError(f"amplitudes must have shape ({m},), got {a.shape}")
+            raise ValueError(f"amplitudes must have shape ({m},) (one per center), got {a.shape}")
+        s = _array(widths, "widths", np.ndim(widths))
+        if s.ndim > 1 or (s.ndim == 1 and s.shape != (m,)):
+            raise ValueError(f"widths must be a number or have shape ({m},) (one per center), got shape {s.shape}")
+        s = np.broadcast_to(s, (m,)).copy()
         if np.any(~(s > 0)):
-            raise ValueError("widths must be > 0")
+            raise ValueError(f"widths must be > 0, got minimum {s.min():g}")
         self.centers, self.amplitudes, self.widths, self.dim = C, a, s, C.shape[1]
 
     @classmethod

@@ -35,6 +35,7 @@ __all__ = [
     "closed_form_flow",
     "sup_error",
     "fitted_rate",
+    "fit_rate",
 ]
 
 
@@ -403,3 +404,27 @@ def selection_study(taus: ArrayLike = (0.1, 0.05, 0.025, 0.0125, 0.00625), T: fl
     meta = {"potential": "V(x) = x1", "norm": "linf", "T": T, "n_particles": n, "seed": seed,
             "persistent_mean_abs_s": float(np.mean(np.abs(s[:, 1])))}
     return StudyResult("selection study: V(x) = x1 on (R^2, linf)", taus, cols, rates, meta)
+
+
+def fit_rate(taus, errors) -> tuple[float, float]:
+    """Least-squares fit of log(error) = rate · log(τ) + log(C).
+
+    Parameters
+    ----------
+    taus, errors : arrays of shape (m,)
+        Step sizes and errors; pairs with a non-positive or non-finite error are left out.
+
+    Returns
+    -------
+    (rate, C) : the fitted order and constant, error ≈ C τ^rate. NaN when fewer than two
+    usable points remain.
+    """
+    t = np.asarray(taus, dtype=float).reshape(-1)
+    e = np.asarray(errors, dtype=float).reshape(-1)
+    if t.shape != e.shape:
+        raise ValueError(f"taus and errors must have the same length, got {t.shape} and {e.shape}")
+    ok = (t > 0) & (e > 0) & np.isfinite(t) & np.isfinite(e)
+    if ok.sum() < 2 or np.ptp(np.log(t[ok])) == 0:
+        return float("nan"), float("nan")
+    rate, logc = np.polyfit(np.log(t[ok]), np.log(e[ok]), 1)
+    return float(rate), float(np.exp(logc))

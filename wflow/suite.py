@@ -292,7 +292,7 @@ def check_convergence(potential, x0, T, taus, *, exact=None, reference_tau=None,
     """
     from .flow import solve_flow
     from .norms import parse_norm
-    from .plotting import fit_rate
+    from .studies import fit_rate
 
     p = parse_norm(norm)
     errs = []
@@ -323,7 +323,7 @@ def check_fgsm_vs_minmove(potential, x0, T, taus, *, budget=None, min_rate=0.5,
     both schemes converge to ∞-curves of maximal slope, so the distance must vanish (rate > 0;
     ≈ 1 is observed on smooth potentials). Details hold every τ and distance.
     """
-    from .plotting import fit_rate
+    from .studies import fit_rate
 
     if available("studies"):  # the study module's pairwise sup-in-time distance
         from .studies import convergence_study

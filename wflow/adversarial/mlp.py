@@ -28,6 +28,7 @@ from scipy.special import erf, ndtr
 
 from .._fp import DTYPES, float_dtype
 from .._validation import as_points, integer, rng_from
+from ..io import atomic_write
 
 __all__ = ["MLP", "ACTIVATIONS", "DTYPES", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path",
            "as_dtype", "softmax", "log_softmax"]
@@ -83,6 +84,7 @@ def _gelu32(s: np.ndarray, d: np.ndarray | None, t: np.ndarray, q: np.ndarray) -
     e = q if d is None else d
     np.multiply(s, s, out=e)
     e *= -0.5
+    np.maximum(e, -80.0, out=e)  # |s| > 12.6: φ(s) < 1e-35 either way, but no subnormal arithmetic
     np.exp(e, out=e)
     e *= _INV_SQRT_2PI  # φ(s)
     np.abs(s, out=t)
@@ -108,7 +110,7 @@ def _gelu32(s: np.ndarray, d: np.ndarray | None, t: np.ndarray, q: np.ndarray) -
         q *= e  # Φ(−|s|) = ½ erfc(|s|/√2) ≤ ½
     np.subtract(0.5, q, out=q)
     np.copysign(q, s, out=q)
-    q += 0.5  # Φ(s) = ½ ± (½ − Φ(−|s|))
+    q += 0.5  # Φ(s) = ½ ± (½ − Φ(−|s|)) (copysign: no branch; a masked subtract is 6× slower)
     if d is not None:
         d *= s
         d += q
@@ -352,11 +354,10 @@ class MLP:
             if len(spaces) > 4:  # a few block sizes at most (full blocks and remainders)
                 spaces.clear()
             widths = [W.shape[1] for W in self.weights[:-1]]
-            ws = spaces[n] = {
-                "s": [np.empty((n, w), self.dtype) for w in widths],
-                "d": [np.empty((n, w), self.dtype) for w in widths],
-                "back": [np.empty((n, w), self.dtype) for w in widths],
-            }
+            s = [np.empty((n, w), self.dtype) for w in widths]
+            # the backward pass reuses the pre-activation buffers (free by then): a smaller
+            # working set stays in cache
+            ws = spaces[n] = {"s": s, "d": [np.empty((n, w), self.dtype) for w in widths], "back": s}
         return ws
 
     def _hidden(self, X: np.ndarray, c: dict, derivs: list | None, ws: dict | None = None):
@@ -533,9 +534,12 @@ class MLP:
                   "dtype": np.array(self.dtype.name)}
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> "MLP":

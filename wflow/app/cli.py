@@ -1,22 +1,36 @@
 """The ``wflow`` command: ``demo``, ``run CONFIG.toml`` and ``verify``.
 
-Exit codes: 0 success; 1 a verification check FAILED; 2 bad usage or an invalid
-configuration (the message names the key), detected before anything is written.
-Run as ``wflow ...`` (console script) or ``python -m wflow.cli ...``.
+Exit codes: 0 success; 1 a verification check FAILED; 2 bad usage, an invalid configuration
+(the message names the key), a file-system problem (the message names the path) or a memory
+estimate beyond the limit — each found before the simulation wherever possible and reported
+in one line; 130 interrupted (SIGINT), 143 terminated (SIGTERM) — nothing half-written either
+way. Run as ``wflow ...`` (console script) or ``python -m wflow ...``. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import signal
 import sys
+import threading
 import time
 
-from . import __version__
+from .. import __version__
+from ..io import OutputError, StagedOutput, check_output_dir
+from ..suite import format_table, run_suite
+from .config import ConfigError, load_config
+from .reports import render_report_md
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler so that staged outputs are cleaned up as on Ctrl-C."""
 
 
 def _interactive() -> bool:
@@ -27,6 +41,12 @@ def _interactive() -> bool:
         return False
 
 
+def _out_dir(value: str) -> str:
+    if value.strip() == "":
+        raise argparse.ArgumentTypeError("must be a non-empty directory name")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wflow",
@@ -34,17 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
             "∞-curves of maximal slope (the limit of IFGSM), Wasserstein ∞-flows of particle "
             "measures, exact W∞ and adversarial attacks as flows."
         ),
-        epilog="Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or invalid config.",
+        epilog="Exit codes: 0 ok, 1 a verification check failed, 2 bad usage, invalid config, "
+        "file-system problem or memory limit, 130/143 interrupted (nothing half-written).",
     )
     parser.add_argument("--version", action="version", version=f"wflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    out_help = ("output directory (default: ./wflow-out); written all-or-nothing, an existing one "
+                "is replaced only if it holds a previous wflow run")
+    overwrite_help = "replace --out even if it is a non-empty directory not written by wflow"
 
     p = sub.add_parser(
         "demo", help="run the main demo: a distributional attack as an ∞-flow, checked and plotted",
         description="Simulate the embedded demo, check the theorems on it and write figures, an "
         "animation (GIF), report.json and report.md to --out.",
     )
-    p.add_argument("--out", default="wflow-out", help="output directory (default: ./wflow-out)")
+    p.add_argument("--out", type=_out_dir, default="wflow-out", help=out_help)
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help)
     p.add_argument("--quick", action="store_true", help="smaller problem (under 15 s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
 
@@ -52,18 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the simulation described by a TOML config",
         description="Run the simulation described by CONFIG (TOML: [potential], [initial], [flow], "
         "[output]) and write its figures, result.npz, report.json and report.md to --out. "
-        "The config is validated first; an invalid key exits with code 2.",
+        "The config and --out are checked first; a problem exits with code 2.",
     )
     p.add_argument("config", metavar="CONFIG.toml", help="run configuration")
-    p.add_argument("--out", default="wflow-out", help="output directory (default: ./wflow-out)")
+    p.add_argument("--out", type=_out_dir, default="wflow-out", help=out_help)
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help)
 
     p = sub.add_parser(
         "verify", help="check the theorems on a fixed suite and print a PASS/FAIL table",
         description="Run the fixed verification suite (1-Lipschitz, energy dissipation, convergence "
-        "as τ → 0, W∞-Lipschitz, and the checks of the installed modules). Prints each measured "
+        "as τ → 0, W∞-Lipschitz, and the checks of the other modules). Prints each measured "
         "figure with its tolerance; exits 1 if any check FAILs.",
     )
-    p.add_argument("--out", default=None, help="also write verify.json and verify.md to this directory")
+    p.add_argument("--out", type=_out_dir, default=None,
+                   help="also write verify.json and verify.md to this directory (all-or-nothing)")
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help)
     p.add_argument("--quick", action="store_true", help="smaller suite")
     p.add_argument(
         "--wrong-flow", action="store_true",
@@ -77,10 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 # commands
 # --------------------------------------------------------------------------------------------
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
-
+    # imported here on purpose: the demo's modules load matplotlib, which `wflow verify` and
+    # `wflow --help` must not pay for
+    demo = importlib.import_module("wflow.app.demo")
     t0 = time.perf_counter()
-    report = run_demo(args.out, quick=args.quick, progress=_interactive(), seed=args.seed)
+    report = demo.run_demo(args.out, quick=args.quick, progress=_interactive(), seed=args.seed,
+                           overwrite=args.overwrite)
     _print_checks(report["checks"])
     print(f"wrote {', '.join(report['files'])} to {os.path.abspath(args.out)} "
           f"in {time.perf_counter() - t0:.1f} s")
@@ -88,18 +118,18 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .config import load_config, run_config
-
     cfg = load_config(args.config)  # ConfigError -> exit 2 before anything is written
-    report = run_config(cfg, args.out, progress=_interactive())
+    check_output_dir(args.out, overwrite=args.overwrite)  # OutputError -> exit 2, before the run
+    run = importlib.import_module("wflow.app.run")  # loads matplotlib: see _cmd_demo
+    report = run.run_config(cfg, args.out, progress=_interactive(), overwrite=args.overwrite)
     _print_checks(report["checks"])
     print(f"wrote {', '.join(report['files'])} to {os.path.abspath(args.out)}")
     return EXIT_OK if report["all_passed"] else EXIT_FAIL
 
 
 def _cmd_verify(args) -> int:
-    from .suite import format_table, run_suite
-
+    if args.out is not None:
+        check_output_dir(args.out, overwrite=args.overwrite)
     t0 = time.perf_counter()
     rows = run_suite(quick=args.quick, corrupt="speed2" if args.wrong_flow else None, progress=_interactive())
     print(format_table(rows))
@@ -108,9 +138,6 @@ def _cmd_verify(args) -> int:
     print(f"\n{len(rows) - n_fail}/{len(rows)} checks passed in {elapsed:.1f} s"
           + (" (deliberately wrong flow)" if args.wrong_flow else ""))
     if args.out is not None:
-        from .config import StagedOutput
-        from .demo import render_report_md
-
         report = {
             "wflow_version": __version__,
             "command": "verify",
@@ -120,7 +147,8 @@ def _cmd_verify(args) -> int:
             "all_passed": n_fail == 0,
             "timings_seconds": {"total": elapsed},
         }
-        with StagedOutput(args.out) as st:
+        with StagedOutput(args.out, overwrite=args.overwrite,
+                          info={"command": "verify", "wflow_version": __version__}) as st:
             st.write_json("verify.json", report)
             st.write_text("verify.md", render_report_md(report))
     return EXIT_OK if n_fail == 0 else EXIT_FAIL
@@ -133,23 +161,43 @@ def _print_checks(checks) -> None:
         print(f"{'PASS' if c['passed'] else 'FAIL'}  {c['name']}: {m} {c['relation']} {t}")
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or text}"
+    return " ".join(text.split())
+
+
 def main(argv=None) -> int:
     """Entry point of the ``wflow`` command; returns the exit code."""
-    from .config import ConfigError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    command = {"demo": _cmd_demo, "run": _cmd_run, "verify": _cmd_verify}[args.command]
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return {"demo": _cmd_demo, "run": _cmd_run, "verify": _cmd_verify}[args.command](args)
-    except ConfigError as exc:
-        print(f"wflow {args.command}: error: {exc}", file=sys.stderr)
+        return command(args)
+    except (ConfigError, OSError, MemoryError) as exc:
+        # ConfigError names the key, OSError the path, a MemoryLimitError the estimate and knob
+        print(f"wflow {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("wflow: terminated (no partial output was written)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("wflow: interrupted (no partial output was written)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
 
         def run_numpy(model, th):
             with threadpool_limits(1):
-                return ifgsm(model, X, None, EPS, alpha, steps, stride=steps, workers=th)
+                return ifgsm(model, X, None, EPS, alpha, steps, workers=th).x_adv
 
         def run_torch(dt, th, y=y, nets=nets):
             torch.set_num_threads(th)
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         for dt, net in nets.items():
             torch_ifgsm(net, X[:1000], y[:1000], EPS, alpha, 2, getattr(torch, dt))
         ifgsm(m, X[:1000], None, EPS, alpha, 2)
-        ifgsm(m32, X[:1000], None, EPS, alpha, 2)
+        ifgsm(m32, X[:1000], None, EPS, alpha, 2)  # (results: AttackResult; .x_adv above)
         times = {key: [] for key in variants}
         res = {}
         for _ in range(args.repeats):  # interleaved, so load changes hit all variants alike

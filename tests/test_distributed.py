@@ -166,18 +166,18 @@ def moons():
 
 def test_attacks_bit_identical(moons):
     model, X, y, _ = moons
-    np.testing.assert_array_equal(wd.fgsm(model, X, y, 0.1, chunks=300).compute(), fgsm(model, X, y, 0.1))
+    np.testing.assert_array_equal(wd.fgsm(model, X, y, 0.1, chunks=300).compute(), fgsm(model, X, y, 0.1).x_adv)
     yd = da.from_array(y, chunks=500)
     np.testing.assert_array_equal(wd.fgsm(model, X, yd, 0.1, loss="ce", norm="l2", chunks=300).compute(),
-                                  fgsm(model, X, y, 0.1, loss="ce", norm="l2"))
+                                  fgsm(model, X, y, 0.1, loss="ce", norm="l2").x_adv)
     for y_ in (None, 1.0):
         a = wd.ifgsm(model, X, y_, 0.1, 0.02, 8, chunks=250).compute()
-        np.testing.assert_array_equal(a, ifgsm(model, X, y_, 0.1, 0.02, 8))
+        np.testing.assert_array_equal(a, ifgsm(model, X, y_, 0.1, 0.02, 8).x_adv)
     # random start: block b skips the uniforms of the rows before it
     a = wd.ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11, chunks=250).compute()
-    b = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11)
+    b = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11).x_adv
     np.testing.assert_array_equal(a, b)
-    c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12)
+    c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12).x_adv
     assert not np.array_equal(a, c)
 
 
@@ -240,7 +240,7 @@ def test_local_cluster_matches_single_process(moons):
     P = rng.standard_normal((3000, 2))
     ref = wflow.solve_flow(V2, P, T=0.2, tau=0.02, stride=3)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         r = wd.solve_flow(V2, P, T=0.2, tau=0.02, stride=3, chunks=700, keep=["positions", "energy_curve"])
         held = client.has_what()  # the potential was scattered to both workers before any task
         assert len(held) == 2 and all(any("Quadratic" in str(k) for k in keys) for keys in held.values())
@@ -248,9 +248,36 @@ def test_local_cluster_matches_single_process(moons):
         np.testing.assert_array_equal(r.positions, ref.positions)
         assert np.all(np.abs(r.energy_curve - ref.energy_curve()) <= sum_order_bound(ref.energies / len(P)))
         a = wd.ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4, chunks=400, client=client)
-        np.testing.assert_array_equal(a.compute(), ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4))
+        np.testing.assert_array_equal(a.compute(), ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4).x_adv)
         g = wd.conflict_edges(X[:100], X[100:180], 0.3, chunks=40)
         D = cdist(X[:100], X[100:180], "chebyshev")
         assert g.n_edges == int((D <= 0.3).sum())
     with pytest.raises(ConnectionError, match="cannot reach"):
         wd.connect("tcp://127.0.0.1:1", timeout=0.5)
+
+
+def test_optimal_adversarial_risk_sweep_matches_matching():
+    rng = np.random.default_rng(8)
+    X0, X1 = rng.standard_normal((60, 3)), rng.standard_normal((60, 3)) + 0.3
+    eps = np.array([0.1, 0.3, 0.6])
+    r = wd.optimal_adversarial_risk(X0, X1, eps, "linf", chunks=25)
+    risk = np.asarray(getattr(r, "risk", r))
+    D = cdist(X0, X1, "chebyshev")
+    expected = [0.5 * (maximum_bipartite_matching(csr_matrix(D <= 2 * e)) >= 0).sum() / 60 for e in eps]
+    np.testing.assert_allclose(risk, expected, rtol=0, atol=1e-12)
+    assert np.all(np.diff(risk) >= 0)  # the graph only grows with ε
+
+
+def test_solve_flow_on_returns_the_single_process_result(particles):
+    X, w = particles
+    mu = wflow.ParticleMeasure(X, w)
+    ref = wflow.solve_flow(V2, mu, T=0.3, tau=0.05, norm="l2")
+    for scheduler in ("threads", "sync"):
+        res = wd.solve_flow_on(scheduler, V2, mu, 0.3, 0.05, norm="l2", chunk_size=700)
+        assert isinstance(res, wflow.FlowResult) and res.norm == ref.norm
+        np.testing.assert_array_equal(res.positions, ref.positions)
+        np.testing.assert_array_equal(res.weights, w)
+    with pytest.raises(ConnectionError, match="127.0.0.1:1"):
+        wd.solve_flow_on("tcp://127.0.0.1:1", V2, X, 0.3, 0.05, timeout=0.5)
+    with pytest.raises(TypeError, match="scheduler"):
+        wd.solve_flow_on(3, V2, X, 0.3, 0.05)

@@ -108,7 +108,7 @@ def test_float32_ifgsm_hot_path_holds_only_float32(name, loss):
     m = load_model(name).astype(np.float32)
     X = two_moons_points(300)
     tr = DtypeTracer(np.float32)
-    xa = tr.run(lambda: ifgsm(m, X, None, 0.1, 0.02, 3, loss=loss, workers=1, stride=3))
+    xa = tr.run(lambda: ifgsm(m, X, None, 0.1, 0.02, 3, loss=loss, workers=1)).x_adv
     assert xa.dtype == np.float32
     assert tr.bad == []
     # the tracer really looked at the hot path
@@ -177,8 +177,8 @@ def test_ifgsm_budget_and_steps_hold_exactly(dtype):
     X = scattered_points(120, d, 3).astype(dtype)  # the clean inputs, as the model sees them
     eps, alpha, steps = 0.1, 0.1 / 3, 7  # neither ε nor α is a float32 (or binary) number
     y = rng.integers(0, 2, size=len(X))
-    xa, res = ifgsm(m, X, y, eps, alpha, steps, return_trajectory=True, workers=1)
-    P = res.positions
+    r = ifgsm(m, X, y, eps, alpha, steps, return_trajectory=True, workers=1)
+    xa, P = r.x_adv, r.trajectory.positions
     assert P.dtype == dtype
     assert exact_violations(xa, X, eps) == 0
     for k in range(steps):
@@ -200,7 +200,7 @@ def test_ifgsm_budget_and_steps_hold_exactly(dtype):
 def test_fgsm_step_is_at_most_eps_exactly(dtype):
     m = load_model("two_moons_relu").astype(dtype)
     X = scattered_points(300, 2, 4).astype(dtype)
-    xa = fgsm(m, X, 1, 0.07)
+    xa = fgsm(m, X, 1, 0.07).x_adv
     assert xa.dtype == dtype and exact_violations(xa, X, 0.07) == 0
     # and each moved coordinate moved by about ε: by τ_d (ε rounded down to the dtype) less
     # the rounding of x ± τ_d (≤ ulp(y)/2) and at most one capping ulp: |y − x| ≥ τ_d − 1.5 ulp(y)

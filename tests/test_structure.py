@@ -51,7 +51,7 @@ def test_results_store_a_norm_whose_str_is_its_name(spec, name):
     V = Quadratic(np.eye(2))
     res = wflow.solve_flow(V, [[1.0, -0.5], [0.2, 0.3]], T=0.3, tau=0.1, norm=spec)
     assert isinstance(res.norm, Norm) and res.norm == as_norm(spec) and str(res.norm) == name
-    summary = res.summary()
+    summary = res.to_dict()
     assert summary["norm"] == name and json.loads(json.dumps(summary))["norm"] == name
     eta = superpose(res)
     assert isinstance(eta.norm, Norm) and eta.norm == res.norm  # carried, not reset to linf
@@ -213,8 +213,9 @@ CORE = ["_validation", "norms", "potentials", "measures", "steps", "minmove", "s
         "studies", "superposition"]
 
 
-def _local_imports(name):
-    tree = ast.parse((ROOT / "wflow" / f"{name}.py").read_text())
+def _local_imports(source):
+    """(relative modules imported at module top, line numbers of imports inside functions/blocks)."""
+    tree = ast.parse(source)
     top, nested = set(), []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -226,26 +227,62 @@ def _local_imports(name):
     return top, nested
 
 
-def test_core_modules_import_at_top_and_without_cycles():
-    graph = {}
-    for name in CORE:
-        top, nested = _local_imports(name)
-        assert not nested, f"wflow/{name}.py imports inside functions at lines {nested}"
-        graph[name] = top
-    assert "app" not in set().union(*graph.values())
-    # depth-first search for a cycle among the core modules
+def _find_cycle(graph):
+    """A cycle of the directed graph {module: set of imported modules} as a list, or None."""
     state = {}
 
     def visit(m, path):
         if state.get(m) == 1:
-            raise AssertionError(f"import cycle: {' -> '.join(path + [m])}")
+            return path[path.index(m):] + [m]
         if state.get(m) == 2 or m not in graph:
-            return
+            return None
         state[m] = 1
-        for dep in graph[m]:
-            visit(dep, path + [m])
+        for dep in sorted(graph[m]):
+            cyc = visit(dep, path + [m])
+            if cyc:
+                return cyc
         state[m] = 2
+        return None
 
-    for m in CORE:
-        visit(m, [])
+    for m in sorted(graph):
+        cyc = visit(m, [])
+        if cyc:
+            return cyc
+    return None
+
+
+def test_import_checks_detect_cycles_and_nested_imports():
+    # the checks below must be able to fail: a planted cycle and a planted in-function import
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    top, nested = _local_imports("from .norms import Norm\n\ndef f():\n    from .schemes import Ball\n")
+    assert top == {"norms"} and nested == [4]
+
+
+def test_core_modules_import_at_top_and_without_cycles():
+    graph = {}
+    for name in CORE:
+        top, nested = _local_imports((ROOT / "wflow" / f"{name}.py").read_text())
+        assert not nested, f"wflow/{name}.py imports inside functions at lines {nested}"
+        graph[name] = top
+    assert "app" not in set().union(*graph.values())
+    assert _find_cycle(graph) is None, _find_cycle(graph)
     assert "minmove" in graph["schemes"] and "schemes" not in graph["minmove"]
+
+
+def test_public_curve_helpers_against_brute_force():
+    from wflow.superposition import as_times, worst_increase
+
+    rng = np.random.default_rng(5)
+    F = rng.standard_normal((6, 40))
+    best, j, k = worst_increase(F)
+    brute = np.array([max(F[r, b] - F[r, a] for a in range(40) for b in range(a, 40)) for r in range(6)])
+    np.testing.assert_array_equal(best, brute)
+    np.testing.assert_array_equal(F[np.arange(6), k] - F[np.arange(6), j], best)
+    assert np.all(j <= k)
+    eta = CurveMeasure(rng.standard_normal((3, 5, 2)), np.full(3, 1 / 3), [0.0, 0.5, 1.0, 2.0, 2.5])
+    grid, U = eta.refined(4)
+    assert grid.shape == (17,) and U.shape == (3, 17, 2)
+    np.testing.assert_allclose(U, np.moveaxis(eta.at(grid), 0, 1), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="increasing"):
+        as_times([0.0, 1.0, 1.0])

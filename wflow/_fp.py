@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["float_dtype", "round_down", "exceeds", "inner_box", "cap_steps"]
+__all__ = ["float_dtype", "dtype_of", "round_down", "exceeds", "inner_box", "cap_steps"]
 
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -28,11 +28,33 @@ def float_dtype(dtype, name: str = "dtype") -> np.dtype:
     return dt
 
 
-def round_down(x: float, dtype) -> np.floating:
-    """The largest value of ``dtype`` that is ≤ x (x finite)."""
+def dtype_of(obj, default=np.float64) -> np.dtype:
+    """The numpy float dtype an object computes in: its ``dtype`` attribute (a numpy dtype, or
+    a torch dtype such as ``torch.float32``), else ``default``; other dtypes give ``default``."""
+    dt = getattr(obj, "dtype", None)
+    if dt is None:
+        return np.dtype(default)
+    try:
+        d = np.dtype(dt)
+    except TypeError:
+        try:
+            d = np.dtype(str(dt).rsplit(".", 1)[-1])  # torch.float32 → float32
+        except TypeError:
+            return np.dtype(default)
+    return d if d in DTYPES else np.dtype(default)
+
+
+def round_down(x, dtype):
+    """The largest value(s) of ``dtype`` that are ≤ x (x finite: a float or a float64 array)."""
     t = np.dtype(dtype).type
+    if np.ndim(x):
+        x = np.asarray(x, dtype=np.float64)
+        v = x.astype(t)
+        up = v.astype(np.float64) > x  # exact: float32 → float64 loses nothing
+        v[up] = np.nextafter(v[up], t(-np.inf))
+        return v
     v = t(x)
-    if float(v) > x:  # float(v) is exact: float32 → float64 (and float64 → float) lose nothing
+    if float(v) > x:
         v = np.nextafter(v, t(-np.inf))
     return v
 
@@ -54,9 +76,10 @@ def exceeds(a: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
     return (s > eps) | ((s == eps) & (e > 0))
 
 
-def inner_box(center: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def inner_box(center: np.ndarray, radius) -> tuple[np.ndarray, np.ndarray]:
     """Bounds lo, hi (dtype of ``center``) with center − radius ≤ lo and hi ≤ center + radius
-    exactly, each within two ulps of the exact bound."""
+    exactly, each within two ulps of the exact bound (``radius``: a float, or an array that
+    broadcasts against ``center``, e.g. one budget per row as a column)."""
     c = np.asarray(center)
     c64 = c.astype(np.float64)
     # rounded once to c's dtype from float64 (for float32: within ½ ulp + 2^-53 relative),
@@ -84,8 +107,12 @@ def cap_steps(X: np.ndarray, Y: np.ndarray, tau) -> np.ndarray:
     r = np.subtract(Y, X)
     np.abs(r, out=r)
     mask = r > tau
-    if np.abs(X).min(initial=np.inf) < tau:
-        mask |= (r == tau) & (np.abs(X) < tau)
+    small = (r == tau) & (np.abs(X) < tau)  # (τ may be a per-row column of steps)
+    if small.any():  # r may be rounded here: decide exactly (TwoSum) on these few entries
+        t = np.broadcast_to(tau, X.shape)[small]
+        xs, ys = X[small], Y[small]
+        small[small] = exceeds(ys, xs, t) | exceeds(xs, ys, t)
+        mask |= small
     if mask.any():
         np.nextafter(Y, X, out=Y, where=mask)
     return Y

@@ -67,7 +67,7 @@ def rng_from(seed) -> np.random.Generator:
     if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
         if seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
-        return np.random.default_rng(seed)
+        return np.random.default_rng(int(seed))
     if isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
     raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}")

@@ -14,6 +14,7 @@ figures: ``docs/distributed.md``.
 from __future__ import annotations
 
 import math
+import sys
 import uuid
 from dataclasses import dataclass, field, replace
 
@@ -39,9 +40,11 @@ __all__ = [
     "DaskAttackFlow",
     "conflict_edges",
     "ConflictEdges",
+    "optimal_adversarial_risk",
     "as_particles",
     "compute",
     "connect",
+    "solve_flow_on",
     "FLOW_OUTPUTS",
 ]
 
@@ -64,6 +67,8 @@ def _dask():
 
 def _default_client():
     """The registered ``dask.distributed`` client, or None (threaded scheduler)."""
+    if "distributed" not in sys.modules:  # no client can exist: skip importing distributed
+        return None
     try:
         from distributed import default_client
     except ImportError:  # pragma: no cover
@@ -278,13 +283,24 @@ class DaskFlowResult:
         }
 
 
+def _max_dist(A: np.ndarray, B: np.ndarray, nrm: Norm) -> float:
+    """max_i ‖A_i − B_i‖ over the rows (0 for no rows); ℓ∞ without a reduction over tiny rows."""
+    if A.size == 0:
+        return 0.0
+    D = np.subtract(A, B)
+    if nrm.p == np.inf:  # max_i max_j |D_ij| = max over all entries (exact)
+        return float(np.abs(D, out=D).max())
+    return float(nrm.norm(D).max())
+
+
 def _pair_bound(P: np.ndarray, nrm: Norm) -> np.ndarray:
     """max_i ‖P[l, i] − P[k, i]‖ for every pair (k, l) of stored times, shape (K+1, K+1)."""
     m = len(P)
     out = np.zeros((m, m))
     for k in range(m - 1):
-        out[k, k + 1:] = nrm.norm(P[k + 1:] - P[k][None]).max(axis=1) if P.shape[1] else 0.0
-    return np.maximum(out, out.T)
+        for j in range(k + 1, m):
+            out[k, j] = out[j, k] = _max_dist(P[j], P[k], nrm)
+    return out
 
 
 def _flow_block(potential, X, w, C, rows, seed, keep, args, options):
@@ -314,7 +330,7 @@ def _flow_outputs(res, w, keep, nrm: Norm) -> dict:
     if "slope_curve" in keep:
         out["slope_curve"] = res.slopes @ w
     if "step_bound" in keep:
-        out["step_bound"] = nrm.norm(np.diff(P, axis=0)).max(axis=1) if P.shape[1] else np.zeros(len(P) - 1)
+        out["step_bound"] = np.array([_max_dist(P[k + 1], P[k], nrm) for k in range(len(P) - 1)])
     if "winf_bound" in keep:
         out["winf_bound"] = _pair_bound(P, nrm)
     return out
@@ -671,7 +687,7 @@ def _distributional_block(model, X, y, w, args, options, keep_positions, seed):
     out = {
         "expected_loss": -(res.energies @ w),
         "accuracy": (pred == labels[None, :]) @ w,
-        "displacement": as_norm(norm).norm(P - P[0][None]).max(axis=1),
+        "displacement": np.array([_max_dist(Pk, P[0], as_norm(norm)) for Pk in P]),
         "final": P[-1],
     }
     if keep_positions:
@@ -819,10 +835,10 @@ class ConflictEdges:
         return maximum_flow(G, s, t).flow_value / L
 
 
-def _edge_block(A, B, i0, j0, radius, nrm, kernel):
+def _edge_block(A, B, i0, j0, radius, nrm, kernel, exact_at=()):
     A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
     if kernel is not None:
-        g = kernel(A, B, radius, nrm)
+        g = kernel(A, B, radius, nrm, exact_at=exact_at)
         r, c, dist = g.rows, g.cols, g.dists
     else:
         p = nrm.p
@@ -843,7 +859,7 @@ def _risk_kernel():
 
 
 def conflict_edges(X0, X1, radius: float, norm="linf", *, chunks=None, client=None,
-                   progress: bool = False) -> ConflictEdges:
+                   progress: bool = False, exact_at=()) -> ConflictEdges:
     """The conflict graph {(i, j) : ‖X0[i] − X1[j]‖ ≤ radius}, one task per pair of row blocks.
 
     Each task runs the single-process kernel (``wflow.adversarial.optimal_risk.conflict_graph``
@@ -861,6 +877,9 @@ def conflict_edges(X0, X1, radius: float, norm="linf", *, chunks=None, client=No
         Rows per block of X0 and X1 (default 4096; memory per task ≈ chunks² × 8 bytes).
     client : dask.distributed.Client, optional
     progress : bool
+    exact_at : sequence of float
+        Further radii ≤ ``radius`` at which ``dists <= r`` must be the exact membership test
+        (passed to the kernel; the cdist fallback is exact at every radius).
 
     Returns
     -------
@@ -876,7 +895,10 @@ def conflict_edges(X0, X1, radius: float, norm="linf", *, chunks=None, client=No
     nrm = as_norm(norm, name="norm")
     kernel = _risk_kernel()
     fn = dask.delayed(_edge_block, pure=True)
-    tasks = [fn(a, b, sa.start, sb.start, radius, nrm, kernel)
+    exact_at = tuple(sorted({float(real(r, "exact_at", low=0.0)) for r in exact_at} | {radius}))
+    if exact_at[-1] > radius:
+        raise ValueError(f"exact_at radii must be <= radius = {radius:g}, got {exact_at[-1]:g}")
+    tasks = [fn(a, b, sa.start, sb.start, radius, nrm, kernel, exact_at)
              for a, sa in zip(_blocks(A), _row_slices(A.chunks[0]))
              for b, sb in zip(_blocks(B), _row_slices(B.chunks[0]))]
     client = _default_client() if client is None else client
@@ -899,4 +921,52 @@ def conflict_edges(X0, X1, radius: float, norm="linf", *, chunks=None, client=No
     dists = np.concatenate([p[2] for p in parts]) if parts else np.empty(0)
     order = np.lexsort((cols, rows))
     return ConflictEdges(rows=rows[order], cols=cols[order], dists=dists[order],
-                         shape=(A.shape[0], B.shape[0]), radius=radius, norm=nrm, exact_at=(radius,))
+                         shape=(A.shape[0], B.shape[0]), radius=radius, norm=nrm, exact_at=exact_at)
+
+
+def optimal_adversarial_risk(X0, X1, eps, norm="linf", weights0=None, weights1=None, *, chunks=None,
+                             client=None, progress: bool = False):
+    """R*(ε) = ½F(2ε) with the conflict graph built blockwise (:func:`conflict_edges`).
+
+    The max-flow runs on the client: ``wflow.adversarial.optimal_risk.optimal_risk_from_graph``
+    when that module is available (any weights; returns its ``OptimalRisk``), else the exact
+    integer max-flow of :meth:`ConflictEdges.transported` (uniform weights only; returns the
+    risk as a float or an array shaped like ``eps``).
+    """
+    e = np.asarray(eps, dtype=float)
+    if e.size == 0 or not np.all(np.isfinite(e)) or np.any(e < 0):
+        raise ValueError(f"eps must be finite and >= 0 (at least one value), got {eps!r}")
+    radii = 2 * e.ravel()
+    g = conflict_edges(X0, X1, float(radii.max()), norm, chunks=chunks, client=client, progress=progress,
+                       exact_at=tuple(radii))
+    try:
+        from .adversarial.optimal_risk import optimal_risk_from_graph
+    except ImportError:
+        if weights0 is not None or weights1 is not None:
+            raise ValueError("weights0/weights1 need wflow.adversarial.optimal_risk (not available)") from None
+        risk = np.array([0.5 * g.transported(r) for r in radii]).reshape(e.shape)
+        return float(risk) if e.ndim == 0 else risk
+    return optimal_risk_from_graph(g.to_graph(), eps, weights0, weights1)
+
+
+def solve_flow_on(scheduler, potential, x0, T: float, tau: float, *, chunk_size=None, progress: bool = False,
+                  timeout: float = 10.0, **flow_kwargs) -> _flow.FlowResult:
+    """Run a flow through dask and return the single-process :class:`wflow.FlowResult`.
+
+    What ``wflow run`` does with a ``[compute]`` section: the blocks run on ``scheduler``
+    (``"threads"``, ``"sync"``, ``"processes"`` or a scheduler address such as
+    ``"tcp://host:8786"``) and the stored positions are gathered (every output of the command
+    needs them). An unreachable address raises ``ConnectionError`` naming it, before any work.
+    """
+    if not isinstance(scheduler, str) or not scheduler.strip():
+        raise TypeError(f"scheduler must be 'threads', 'sync', 'processes' or an address, got {scheduler!r}")
+    local = scheduler in ("threads", "sync", "processes")
+    client = None if local else connect(scheduler, timeout)
+    try:
+        res = solve_flow(potential, x0, T, tau, chunks=chunk_size, keep=("positions",),
+                         client=client, **flow_kwargs)
+        out = res.compute(progress=progress, scheduler=scheduler if local else None)
+        return out.to_flow_result(_flow._as_potential(potential))
+    finally:
+        if client is not None:
+            client.close()

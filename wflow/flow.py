@@ -1,4 +1,8 @@
-"""``solve_flow``: ∞-curves of maximal slope of a potential, for points and particle measures."""
+"""``solve_flow``: ∞-curves of maximal slope of a potential, for points and particle measures.
+
+Mathematics: ``docs/theory.md`` §2–4 (the inclusion, Euler/IFGSM, budgets) and §6 (measures);
+names and shapes: ``docs/conventions.md``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from ._fp import float_dtype, round_down
+from ._fp import dtype_of, float_dtype, round_down
 from ._validation import NonFiniteStep, as_points, integer, real, rng_from
 from .io import atomic_write, json_dumps
 from .measures import ParticleMeasure
@@ -20,24 +24,52 @@ from .memory import check_memory
 from .norms import Norm, as_norm
 from .potentials import FromCallables, Potential
 from .schemes import make_scheme
-from .steps import Ball, StepInfo
+from .steps import BALL_ATOL, Ball, StepInfo
 
-__all__ = ["solve_flow", "FlowResult", "time_grid"]
+__all__ = ["solve_flow", "FlowResult", "time_grid", "check_flow_memory"]
 
 #: particles per block: each block runs through all steps while it sits in cache
 DEFAULT_CHUNK_BYTES = 1 << 18
+#: T/τ within this (relative) of an integer counts as that integer (:func:`time_grid`)
+GRID_RTOL = 1e-9
+
+
+def check_flow_memory(n: int, d: int, T: float, tau: float, stride: int = 1) -> float:
+    """Estimate the bytes :func:`solve_flow` allocates; raise beyond the memory limit.
+
+    Counts the stored trajectory and energies, 8 B × (⌈T/τ⌉/stride + 2) × n × (d + 1), and the
+    time grid with its step arrays, 8 B × 4 × (⌈T/τ⌉ + 1). See ``docs/cli.md``.
+
+    Returns
+    -------
+    float : the estimate in bytes.
+
+    Raises
+    ------
+    wflow.memory.MemoryLimitError
+        Beyond :func:`wflow.memory.memory_limit`, naming ``stride`` and the step count.
+    """
+    K_est = 0 if T == 0 else math.ceil(T / tau)
+    n_keep = K_est // stride + 2
+    nbytes = 8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1))
+    check_memory(
+        nbytes,
+        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
+        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
+    )
+    return nbytes
 
 
 def time_grid(T: float, tau: float) -> np.ndarray:
     """Grid 0 = t_0 < … < t_K = T with t_k = kτ and a last, shorter step if τ ∤ T.
 
-    K = ⌈T/τ⌉, where a ratio within 1e-9 (relative) of an integer counts as that integer, so
+    K = ⌈T/τ⌉, where a ratio within ``GRID_RTOL`` (relative) of an integer counts as that integer, so
     ``T = steps * tau`` gives exactly ``steps`` steps.
     """
     if T == 0:
         return np.zeros(1)
     ratio = T / tau
-    K = max(1, int(round(ratio)) if abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio) else math.ceil(ratio))
+    K = max(1, int(round(ratio)) if abs(ratio - round(ratio)) <= GRID_RTOL * max(1.0, ratio) else math.ceil(ratio))
     t = np.arange(K + 1, dtype=float) * tau
     t[-1] = T
     return t
@@ -168,8 +200,8 @@ class FlowResult:
         return ParticleMeasure(self.at(float(t)), self.weights)
 
     # -- output ---------------------------------------------------------------------------
-    def summary(self) -> dict:
-        """A JSON-ready dict of the run's settings and headline numbers."""
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the run's settings and headline numbers (no trajectories)."""
         E = self.energy_curve()
         return {
             "scheme": self.scheme,
@@ -188,7 +220,7 @@ class FlowResult:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write times, positions, weights, energies to an ``.npz`` (settings as JSON inside)."""
         energies = self.energies
-        summary = np.array(json_dumps(self.summary(), indent=None))
+        summary = np.array(json_dumps(self.to_dict(), indent=None))
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:
@@ -322,7 +354,7 @@ def solve_flow(
         X0, weights = np.array(x0.points), np.array(x0.weights)
     else:
         X0 = as_points(x0, "x0")
-    dtype = float_dtype(getattr(potential, "dtype", None) if dtype is None else dtype, "dtype")
+    dtype = dtype_of(potential) if dtype is None else float_dtype(dtype, "dtype")
     X0 = X0.astype(dtype, copy=False)
     n, d = X0.shape
     if potential.dim is not None and potential.dim != d:
@@ -335,10 +367,11 @@ def solve_flow(
     if budget is not None:
         budget = real(budget, "budget", low=0.0)
         c = X0 if center is None else np.asarray(center, dtype=float)
+        given_shape = c.shape
         if c.ndim == 1:
             c = c[None, :]
         if c.ndim != 2 or c.shape[1] != d or c.shape[0] not in (1, n) or not np.all(np.isfinite(c)):
-            raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {np.shape(center)}")
+            raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {given_shape}")
         c = c[0] if c.shape[0] == 1 and n > 1 else c
         ball = Ball(c.astype(dtype), budget, nrm)
     elif center is not None:
@@ -355,17 +388,12 @@ def solve_flow(
     rng = rng_from(seed)
     _probe(potential, X0)
     if ball is not None:
-        atol = 1e-12 if dtype == np.float64 else 4 * float(np.finfo(dtype).eps) * (float(np.abs(X0).max()) + budget)
+        # float32: the inward-rounded box may move points on the sphere by a few float32 ulps
+        atol = BALL_ATOL if dtype == np.float64 else 4 * float(np.finfo(dtype).eps) * (float(np.abs(X0).max()) + float(budget or 0.0))
     if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=atol)):
         raise ValueError("x0 must lie in the budget ball B_budget(center)")
 
-    K_est = 0 if T == 0 else math.ceil(T / tau)
-    n_keep = K_est // stride + 2
-    check_memory(
-        8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1)),
-        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
-        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
-    )
+    check_flow_memory(n, d, T, tau, stride)
 
     # ---- the loop: blocks of particles, each through all steps ----
     grid = time_grid(T, tau)
@@ -373,7 +401,7 @@ def solve_flow(
     # step sizes: exactly τ (not differences of rounded grid times), the last one T − (K−1)τ
     h = np.full(K, tau)
     if K:
-        h[-1] = min(tau, T - (K - 1) * tau) if not np.isclose(T, K * tau, rtol=1e-9, atol=0) else tau
+        h[-1] = min(tau, T - (K - 1) * tau) if not np.isclose(T, K * tau, rtol=GRID_RTOL, atol=0) else tau
     h = np.array([round_down(v, dtype) for v in h], dtype=dtype) if dtype != np.float64 else h
     keep = np.unique(np.r_[np.arange(0, K + 1, stride), K])
     slot = np.full(K + 1, -1)

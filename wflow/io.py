@@ -21,7 +21,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     "MARKER",
     "NONFINITE_KEY",
     "OutputError",
+    "Terminated",
     "atomic_write",
     "check_output_dir",
     "StagedOutput",
@@ -47,10 +50,33 @@ class OutputError(OSError):
     """A file-system problem with an output path; the message names the path."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception, so that staged outputs are cleaned up as on Ctrl-C."""
+
+
+def raise_terminated(signum, frame):
+    """A SIGTERM handler raising :class:`Terminated`."""
+    raise Terminated()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _fspath(p, name: str) -> str:
+    try:
+        s = os.fspath(p)
+    except TypeError:
+        s = None
+    if not isinstance(s, str):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(p).__name__}")
+    return s
 
 
 def _describe(exc: OSError) -> str:
@@ -83,9 +109,7 @@ def atomic_write(path, writer: Callable[[str], object], *, parents: bool = False
         If the parent directory is missing, not a directory or not writable, or the path is a
         directory. Anything ``writer`` raises propagates; the temporary file is removed.
     """
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = _fspath(path, "path")
     if path == "":
         raise OutputError("path must be a non-empty file name, got ''")
     if os.path.isdir(path):
@@ -137,15 +161,17 @@ def check_output_dir(out, *, overwrite: bool = False) -> str:
     OutputError
         One line naming the path: what is wrong and, for an occupied directory, the flag.
     """
-    raw = os.fspath(out)
-    if not isinstance(raw, str):
-        raise TypeError(f"out must be a str or os.PathLike, got {type(raw).__name__}")
+    raw = _fspath(out, "out")
     if raw.strip() == "":
         raise OutputError("the output directory must be a non-empty path, got ''")
     path = os.path.abspath(raw)
     parent = os.path.dirname(path)
+    if path == parent:
+        raise OutputError(f"the output directory cannot be the root directory {path}")
     if os.path.lexists(path):
-        if not os.path.isdir(path) or os.path.islink(path):
+        if os.path.islink(path):
+            raise OutputError(f"output directory {path} is a symbolic link; give the directory it points to")
+        if not os.path.isdir(path):
             raise OutputError(f"output directory {path} exists and is not a directory")
         try:
             entries = os.listdir(path)
@@ -171,7 +197,9 @@ class StagedOutput:
     ``with`` block the staging directory (with the marker file :data:`MARKER`) takes the place
     of ``out`` — a previous ``out`` is moved aside first and deleted after the swap, so the
     directory is never a mix of two runs. On an exception (including ``KeyboardInterrupt``)
-    the staging directory is deleted and ``out`` is left as it was.
+    the staging directory is deleted and ``out`` is left as it was. Inside the block, SIGTERM
+    raises :class:`Terminated` (when it would otherwise kill the process), and SIGINT/SIGTERM
+    are held back during the final swap.
 
     Parameters
     ----------
@@ -194,6 +222,7 @@ class StagedOutput:
         self.info = dict(info or {})
         self.files: list[str] = []
         self.stage: str | None = None
+        self._sigterm = None
 
     def __enter__(self) -> StagedOutput:
         self.out = check_output_dir(self.out, overwrite=self.overwrite)  # again: time has passed
@@ -203,6 +232,8 @@ class StagedOutput:
             self.stage = tempfile.mkdtemp(prefix=".wflow-stage-", dir=parent)
         except OSError as exc:
             raise OutputError(f"cannot create output directory {self.out}: {_describe(exc)}") from None
+        if _main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, raise_terminated)
         return self
 
     def path(self, name: str) -> str:
@@ -250,8 +281,12 @@ class StagedOutput:
             shutil.rmtree(aside, ignore_errors=True)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        held = {signal.SIGINT, signal.SIGTERM}
+        block = exc_type is None and _main_thread() and hasattr(signal, "pthread_sigmask")
         try:
             if exc_type is None:
+                if block:  # the swap is two renames: let no signal fall between them
+                    signal.pthread_sigmask(signal.SIG_BLOCK, held)
                 try:
                     self._commit()
                 except OutputError:
@@ -262,6 +297,11 @@ class StagedOutput:
             if self.stage is not None:
                 shutil.rmtree(self.stage, ignore_errors=True)
                 self.stage = None
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
+            if block:  # a signal that arrived during the swap is delivered now
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         return False
 
 

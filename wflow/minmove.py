@@ -48,7 +48,7 @@ from ._validation import NonFiniteStep, as_points, integer, real, rng_from
 from .norms import SELECTIONS, Norm, as_norm, project_ball, steepest
 from .norms import norm as _norm
 from .potentials import Potential, ScaledPotential, SumPotential, quadratic_coefficients
-from .steps import Ball, StepInfo, StepResult
+from .steps import BALL_ATOL, Ball, StepInfo, StepResult
 
 __all__ = ["MinMoveScheme", "INNER_SOLVERS", "ACTIVE_RTOL", "minmove_step", "project_intersection"]
 
@@ -57,7 +57,7 @@ ACTIVE_RTOL = 1e-9
 
 INNER_SOLVERS = ("auto", "exact", "local", "global", "cbo")
 
-_DEFAULTS = {
+_DEFAULTS: dict[str, dict[str, Any]] = {
     "exact": {},
     "local": {"max_iter": 40, "max_evals": 88, "rtol": 1e-12},
     "global": {"points_per_dim": None, "n_seeds": 4, "max_iter": 200, "rtol": 1e-14},
@@ -133,11 +133,13 @@ def project_intersection(
     norm : norm specification
     """
     p = as_norm(norm).p
-    eps = budget
     Y = np.asarray(Y, dtype=float)
     x = np.broadcast_to(np.asarray(x, dtype=float), Y.shape)
     if center is None:
         return project_ball(Y, x, tau, p)
+    if budget is None:
+        raise ValueError("budget is required when center is given")
+    eps = float(budget)
     c = np.broadcast_to(np.asarray(center, dtype=float), Y.shape)
     if p == np.inf:
         return np.clip(Y, np.maximum(x - tau, c - eps), np.minimum(x + tau, c + eps))
@@ -184,29 +186,29 @@ class _Feasible:
     def __init__(self, X, tau, ball, p):
         self.X, self.tau, self.p = X, float(tau), p
         if ball is None:
-            self.c, self.eps = None, None
+            self.c, self.budget = None, None
             lo, hi = X - tau, X + tau
         else:
             self.c = np.broadcast_to(ball.center, X.shape)
-            self.eps = float(ball.budget)
-            lo = np.maximum(X - tau, self.c - self.eps)
-            hi = np.minimum(X + tau, self.c + self.eps)
+            self.budget = float(ball.budget)
+            lo = np.maximum(X - tau, self.c - self.budget)
+            hi = np.minimum(X + tau, self.c + self.budget)
         self.lo, self.hi = lo, hi  # the box itself for ℓ∞, a bounding box otherwise
 
     def project(self, Y, rows):
         if self.p == np.inf:
             return np.clip(Y, self.lo[rows], self.hi[rows])
         # general p: a few Dykstra sweeps plus the feasibility repair (a feasible retraction;
-        # each ℓp-ball projection is itself a bisection, so exact projections would dominate)
+        # each ℓp-ball projection is itself iterative, so exact projections would dominate)
         return project_intersection(
-            Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.eps, self.p,
+            Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.budget, self.p,
             max_iter=5,
         )
 
     def feasible(self, Y, rows, rtol=1e-12):
         ok = _norm(Y - self.X[rows], self.p) <= self.tau * (1 + rtol)
         if self.c is not None:
-            ok &= _norm(Y - self.c[rows], self.p) <= self.eps * (1 + rtol) + 1e-300
+            ok &= _norm(Y - self.c[rows], self.p) <= self.budget * (1 + rtol) + 1e-300
         return ok
 
 
@@ -298,7 +300,9 @@ def _exact_kind(pot: Potential, p: float, has_ball: bool) -> str | None:
 def _exact_step(kind, pot, feas: _Feasible, selection, rng):
     X, tau, p = feas.X, feas.tau, feas.p
     n, d = X.shape
-    A, b = quadratic_coefficients(pot)
+    q = quadratic_coefficients(pot)
+    assert q is not None  # _exact_kind found a closed form
+    A, b = q
     b = np.broadcast_to(np.asarray(b, dtype=float), (d,))
     rows = np.arange(n)
     if p == np.inf and kind in ("linear", "separable"):
@@ -327,8 +331,9 @@ def _exact_step(kind, pot, feas: _Feasible, selection, rng):
         v = steepest(np.broadcast_to(-b, X.shape), p, selection=selection, rng=rng)
         return X + tau * v
     if kind == "linear":  # ℓ2, two balls
-        return _linear_two_l2(b, X, tau, feas.c, feas.eps, selection, rng)
+        return _linear_two_l2(b, X, tau, feas.c, feas.budget, selection, rng)
     if kind == "isotropic":  # ℓ2: argmin ½α‖x + b/α‖² over C = projection of −b/α
+        assert A is not None
         alpha = A[0, 0]
         target = np.broadcast_to(-b / alpha, X.shape)
         return feas.project(np.array(target), rows)
@@ -651,12 +656,12 @@ def minmove_step(potential: Potential, x: np.ndarray, tau: float, norm: str | fl
     n, d = X.shape
     ball = None
     if budget is not None:
-        eps = real(budget, "budget", low=0.0)
+        budget = real(budget, "budget", low=0.0)
         c = X if center is None else as_points(center, "center", dim=d)
         if c.shape[0] not in (1, n):
-            raise ValueError(f"center must have shape ({d},) or ({n}, {d}), got {np.shape(center)}")
-        ball = Ball(np.array(np.broadcast_to(c, X.shape)), eps, nrm)
-        if not np.all(np.isclose(ball.project(X), X, rtol=0, atol=1e-12)):
+            raise ValueError(f"center must have shape ({d},) or ({n}, {d}), got {c.shape}")
+        ball = Ball(np.array(np.broadcast_to(c, X.shape)), budget, nrm)
+        if not np.all(np.isclose(ball.project(X), X, rtol=0, atol=BALL_ATOL)):
             raise ValueError("x must lie in the budget ball B_budget(center)")
     elif center is not None:
         raise ValueError("center is only used with a budget: pass budget=... as well")

@@ -27,6 +27,7 @@ selection is explicit:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -123,9 +124,29 @@ def _norm_p(x: ArrayLike, p: float) -> np.ndarray:
     if p == np.inf:
         return a.max(axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1])
     if p == 1.0:
-        return a.sum(axis=-1)
+        with np.errstate(over="ignore"):
+            out = a.sum(axis=-1)
+        if np.any(np.isinf(out)):  # the sum overflows although every entry is finite: scale
+            m = a.max(axis=-1, keepdims=True)
+            safe = np.where(m > 0, m, 1.0)
+            with np.errstate(over="ignore"):
+                out = np.where(np.isinf(out), np.sum(a / safe, axis=-1) * m[..., 0], out)
+        return out
     if p == 2.0:
-        return np.sqrt(np.einsum("...i,...i->...", x, x))
+        # sum of squares, recomputed scaled by max |x_i| where it overflows or loses
+        # precision to underflow (no loss anywhere between 1e-300 and 1e300)
+        with np.errstate(over="ignore", under="ignore"):
+            acc = np.einsum("...i,...i->...", x, x)
+        out = np.sqrt(acc)
+        bad = ~((acc >= 2.0**-968) & (acc < np.inf))
+        if np.any(bad):
+            m = a.max(axis=-1, keepdims=True) if x.shape[-1] else np.zeros(x.shape[:-1] + (1,))
+            safe = np.where(m > 0, m, 1.0)
+            sc = a / safe
+            with np.errstate(over="ignore"):
+                fixed = np.sqrt(np.einsum("...i,...i->...", sc, sc)) * m[..., 0]
+            out = np.where(bad, fixed, out)
+        return out
     m = a.max(axis=-1, keepdims=True)
     safe = np.where(m > 0, m, 1.0)
     return (np.sum((a / safe) ** p, axis=-1) ** (1.0 / p)) * m[..., 0]
@@ -174,7 +195,8 @@ def _steepest_p(xi: ArrayLike, p: float, selection: str = "canonical", rng=None)
     """:func:`steepest` for an already parsed order p and a valid selection (hot paths)."""
     xi = np.asarray(xi, dtype=float)
     random = selection == "random"
-    gen = _rng(rng) if random else None
+    # the generator is only drawn from (and only built) for selection="random"
+    gen = _rng(rng) if random else cast(np.random.Generator, None)
     if p == np.inf:
         v = np.sign(xi)
         if random:
@@ -283,13 +305,13 @@ def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
     return z
 
 
-def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.ndarray:
+def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, rtol: float = 1e-14) -> np.ndarray:
     """Solve s + c s^{p−1} = a (c = λp ≥ 0, one λ per row) for s ∈ [0, a], elementwise.
 
     p ≥ 2: f(s) = s + c s^{p−1} − a is convex and increasing and s₀ = min(a, (a/c)^{1/(p−1)})
     bounds the root from above, so Newton's iterates decrease monotonically to it.
     1 < p < 2: the same for t = s^{p−1}, g(t) = t^{1/(p−1)} + c t − a, t₀ = min(a^{p−1}, a/c).
-    Stops when every step is below ``tol`` relative.
+    Stops when every step is below ``rtol`` relative.
     """
     c = (lam * p)[:, None]
     safe_c = np.where(c > 0, c, 1.0)
@@ -299,7 +321,7 @@ def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.n
             sp2 = s ** (p - 2.0)
             step = np.where(s > 0, (s + c * sp2 * s - a) / (1.0 + c * (p - 1.0) * sp2), 0.0)
             s = np.maximum(s - step, 0.0)
-            if np.all(np.abs(step) <= tol * s):
+            if np.all(np.abs(step) <= rtol * s):
                 break
         return s
     m = 1.0 / (p - 1.0)
@@ -308,7 +330,7 @@ def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.n
         tm1 = t ** (m - 1.0)
         step = np.where(t > 0, (tm1 * t + c * t - a) / (m * tm1 + c), 0.0)
         t = np.maximum(t - step, 0.0)
-        if np.all(np.abs(step) <= tol * t):
+        if np.all(np.abs(step) <= rtol * t):
             break
     return t**m
 

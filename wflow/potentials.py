@@ -6,14 +6,16 @@ gradient. Potentials add (``V + W``), scale (``2.0 * V``) and negate (``-V``), s
 that *ascends* a loss ℓ is the flow of ``-loss``.
 
 Subclasses implement ``_value(X)`` and ``_grad(X)`` on validated ``(n, d)`` float arrays
-(and may override ``_value_and_grad`` when both share work).
+(and may override ``_value_and_grad`` when both share work). Shapes: ``docs/conventions.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import as_points, integer, real
 
@@ -28,7 +30,16 @@ __all__ = [
     "ScaledPotential",
     "check_grad",
     "quadratic_coefficients",
+    "PotentialLike",
 ]
+
+
+class PotentialLike(Protocol):
+    """Anything with batched ``value`` (n, d) → (n,) and ``grad`` (n, d) → (n, d)."""
+
+    def value(self, X: np.ndarray) -> np.ndarray: ...
+
+    def grad(self, X: np.ndarray) -> np.ndarray: ...
 
 
 class Potential:
@@ -43,7 +54,7 @@ class Potential:
     dim: int | None = None
 
     # -- public, validated entry points ---------------------------------------------------
-    def _prepare(self, X, name: str = "X") -> tuple[np.ndarray, bool]:
+    def _prepare(self, X: ArrayLike, name: str = "X") -> tuple[np.ndarray, bool]:
         single = np.ndim(X) == 1
         A = np.asarray(X, dtype=float)
         if A.ndim not in (1, 2):
@@ -55,25 +66,25 @@ class Potential:
             )
         return A, single
 
-    def value(self, X) -> np.ndarray:
+    def value(self, X: ArrayLike) -> np.ndarray:
         """V at each row of X: ``(n, d) -> (n,)`` (``(d,) -> ()``)."""
         A, single = self._prepare(X)
         v = np.asarray(self._value(A), dtype=float)
         return v[0] if single else v
 
-    def grad(self, X) -> np.ndarray:
+    def grad(self, X: ArrayLike) -> np.ndarray:
         """∇V at each row of X: ``(n, d) -> (n, d)`` (``(d,) -> (d,)``)."""
         A, single = self._prepare(X)
         g = np.asarray(self._grad(A), dtype=float)
         return g[0] if single else g
 
-    def value_and_grad(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def value_and_grad(self, X: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Both V and ∇V (shared work where a subclass can)."""
         A, single = self._prepare(X)
         v, g = self._value_and_grad(A)
         return (v[0], g[0]) if single else (np.asarray(v, float), np.asarray(g, float))
 
-    def __call__(self, X) -> np.ndarray:
+    def __call__(self, X: ArrayLike) -> np.ndarray:
         return self.value(X)
 
     # -- to be implemented ----------------------------------------------------------------
@@ -91,7 +102,7 @@ class Potential:
         out[...] = self._grad(X)
         return out
 
-    def restrict(self, rows: slice) -> "Potential":
+    def restrict(self, rows: slice) -> Potential:
         """The potential seen by the particles ``rows`` of a flow.
 
         Potentials that carry per-particle data (e.g. the label of each data point in an
@@ -171,7 +182,7 @@ class SumPotential(Potential):
         self.dim = _common_dim(flat)
         self.thread_safe = all(p.thread_safe for p in flat)
 
-    def restrict(self, rows):
+    def restrict(self, rows: slice) -> SumPotential:
         return SumPotential([p.restrict(rows) for p in self.parts])
 
     def _value(self, X):
@@ -195,7 +206,7 @@ class ScaledPotential(Potential):
         self.base, self.scale, self.dim = base, float(scale), base.dim
         self.thread_safe = base.thread_safe
 
-    def restrict(self, rows):
+    def restrict(self, rows: slice) -> ScaledPotential:
         return ScaledPotential(self.base.restrict(rows), self.scale)
 
     def _value(self, X):
@@ -241,7 +252,7 @@ class Quadratic(Potential):
         self.separable = bool(np.all(self.A == np.diag(diag)))
 
     @classmethod
-    def separable_from(cls, a, b=None, c: float = 0.0) -> "Quadratic":
+    def separable_from(cls, a: ArrayLike, b: ArrayLike | None = None, c: float = 0.0) -> Quadratic:
         """V(x) = ½ Σ a_i x_i² + bᵀx + c."""
         return cls(np.diag(np.asarray(a, dtype=float)), b, c)
 
@@ -431,8 +442,8 @@ def quadratic_coefficients(potential: Potential) -> tuple[np.ndarray | None, np.
         q = quadratic_coefficients(potential.base)
         if q is None:
             return None
-        A, b = q
-        return (None if A is None else potential.scale * A), potential.scale * b
+        A0, b0 = q
+        return (None if A0 is None else potential.scale * A0), potential.scale * b0
     if isinstance(potential, SumPotential):
         A: np.ndarray | None = None
         b: np.ndarray | float = 0.0
@@ -447,7 +458,7 @@ def quadratic_coefficients(potential: Potential) -> tuple[np.ndarray | None, np.
     return None
 
 
-def check_grad(potential: Potential, X, *, step: float | None = None) -> float:
+def check_grad(potential: Potential, X: ArrayLike, *, step: float | None = None) -> float:
     """Largest relative error of ``potential.grad`` against central finite differences.
 
     Returns max_{n,i} |g_fd − g| / max(1, |g_fd|) over the rows of X, with the step rule of

@@ -73,9 +73,9 @@ class EulerScheme:
     def _sign_step(potential, X, tau, ball, out):
         """out = P(X − τ sign(∇V(X))) with no temporaries of size (n, d) besides two masks.
 
-        np.sign branches on every element (≈5 ns each on unpredictable signs); copysign is
-        branch-free, so the step is X − copysign(τ, g), with the rare exact zeros of g
-        (sign(0) = 0) patched afterwards. NaN gradients are reported at once.
+        The step is X − copysign(τ, g) (branch-free, unlike np.sign; BENCHMARKS.md, flow
+        solver), with the rare exact zeros of g (sign(0) = 0) patched afterwards. NaN gradients
+        are reported at once.
         """
         g = potential._grad_into(X, out)
         mask = np.isnan(g)

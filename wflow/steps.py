@@ -16,17 +16,21 @@ imports the other's internals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from ._fp import inner_box
 from .norms import Norm, _project_ball_p, as_norm
 
-__all__ = ["Ball", "StepInfo", "StepResult"]
+__all__ = ["Ball", "StepInfo", "StepResult", "BALL_ATOL"]
+
+#: starting points must lie in the budget ball up to this absolute distance (per coordinate of
+#: the projection): what is left of a point on the sphere after float round-off
+BALL_ATOL = 1e-12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ball:
     """The admissible ball B_budget(center) of a flow with a budget.
 
@@ -43,6 +47,8 @@ class Ball:
     center: np.ndarray
     budget: float
     norm: Norm
+    _lo: np.ndarray | None = field(default=None, init=False, repr=False)
+    _hi: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", as_norm(self.norm))
@@ -96,7 +102,7 @@ class StepInfo:
     @classmethod
     def stack(cls, blocks: list[list[StepInfo]]) -> StepInfo:
         """Stack ``blocks[b][k]`` (block b of particles, step k) into arrays of shape (K, n)."""
-        out = {}
+        out: dict[str, np.ndarray | None] = {}
         K = len(blocks[0])
         for f in fields(cls):
             if getattr(blocks[0][0], f.name) is None:
@@ -105,7 +111,7 @@ class StepInfo:
             out[f.name] = np.stack(
                 [np.concatenate([getattr(blk[k], f.name) for blk in blocks]) for k in range(K)]
             )
-        return cls(**out)
+        return cls(**out)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict:
         """JSON-safe dict of nested lists (None for an absent field)."""

@@ -10,6 +10,7 @@
 - :func:`closed_form_flow` — the exact ∞-curves the studies compare with.
 
 All studies return a :class:`StudyResult` (a small table, JSON-ready through ``to_dict()``).
+Mathematics: ``docs/theory.md`` §2–5.
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ class StudyResult:
     meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-serialisable representation (lists of floats, None for missing rates)."""
+        """JSON-serialisable representation (lists of floats; None for missing rates and NaN)."""
         return {
             "name": self.name,
             "taus": [float(t) for t in self.taus],
-            "columns": {k: [float(x) for x in v] for k, v in self.columns.items()},
+            "columns": {k: [float(x) if np.isfinite(x) else None for x in v] for k, v in self.columns.items()},
             "rates": {k: (None if r is None else float(r)) for k, r in self.rates.items()},
             "meta": json.loads(json.dumps(self.meta, default=_jsonable)),
         }
@@ -185,6 +186,8 @@ def sup_error(a: FlowResult | Callable[[np.ndarray], np.ndarray],
     against a curve with kinks elsewhere (a closed form), the uniform grid resolves it to
     O(T / n_eval) times the speed difference (≤ 2).
     """
+    T = real(T, "T", low=0.0)
+    n_eval = integer(n_eval, "n_eval", low=2)
     nrm = as_norm(norm)
     grids = [x.times for x in (a, b) if isinstance(x, FlowResult)]
     ts = _eval_times(T, grids, n_eval)
@@ -198,7 +201,7 @@ def sup_error(a: FlowResult | Callable[[np.ndarray], np.ndarray],
     return worst
 
 
-def fitted_rate(taus, errors, floor: float = 1e-13) -> float | None:
+def fitted_rate(taus: ArrayLike, errors: ArrayLike, floor: float = 1e-13) -> float | None:
     """Least-squares slope of log(error) against log(τ) over the errors above ``floor``."""
     taus, errors = np.asarray(taus, float), np.asarray(errors, float)
     ok = errors > floor
@@ -278,6 +281,7 @@ def convergence_study(
     def run(kw, tau):
         return solve_flow(potential, X0, T, float(tau), seed=seed, **common, **kw)
 
+    ref: FlowResult | Callable[[np.ndarray], np.ndarray]
     pairwise = isinstance(reference, str) and reference == "pairwise"
     if pairwise and len(specs) != 2:
         raise ValueError(f"reference='pairwise' compares exactly two schemes, got {len(specs)}")
@@ -329,7 +333,7 @@ def fgsm_minmove_study(potential: Potential, x0: ArrayLike, T: float = 1.0, tau_
     tau_max = real(tau_max, "tau_max", low=0.0, strict=True)
     n_halvings = integer(n_halvings, "n_halvings", low=1)
     taus = tau_max * 2.0 ** -np.arange(n_halvings + 1)
-    mm = {"scheme": "minmove", "inner": inner}
+    mm: dict[str, Any] = {"scheme": "minmove", "inner": inner}
     if inner_options:
         mm["inner_options"] = dict(inner_options)
     res = convergence_study(potential, x0, T, taus, schemes={"euler": {"scheme": "euler"}, "minmove": mm},

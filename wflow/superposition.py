@@ -16,18 +16,22 @@ Mathematics: ``docs/theory.md`` (superposition); shapes: ``docs/conventions.md``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.integrate import cumulative_trapezoid
 
 from ._validation import integer, real
+from .flow import FlowResult
 from .measures import ParticleMeasure, as_measure, probability_weights
 from .norms import Norm, as_norm
+from .potentials import PotentialLike
 from .transport import optimal_coupling
 
-__all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "SNAP_TOL",
+__all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "as_times", "worst_increase", "SNAP_TOL",
            "COUPLING_MASS_TOL", "COUPLING_ROUNDOFF"]
 
 #: fractions of an atom's mass closer than this are identified when gluing, so that round-off in
@@ -40,7 +44,8 @@ COUPLING_MASS_TOL = 1e-9
 COUPLING_ROUNDOFF = 1e-14
 
 
-def _as_times(times, name: str = "times", *, size: int | None = None) -> np.ndarray:
+def as_times(times: ArrayLike, name: str = "times", *, size: int | None = None) -> np.ndarray:
+    """A validated, strictly increasing, finite 1-D time grid (length ``size`` if given)."""
     try:
         t = np.array(times, dtype=float).reshape(-1) if np.ndim(times) == 1 else None
     except (TypeError, ValueError) as exc:
@@ -58,14 +63,15 @@ def _as_times(times, name: str = "times", *, size: int | None = None) -> np.ndar
 
 def _cumtrapz(f: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Cumulative trapezoid ∫_{t_0}^{t_k} f along the last axis, shape of f (first entry 0)."""
-    out = np.zeros_like(f)
-    if t.size > 1:
-        out[..., 1:] = np.cumsum(0.5 * (f[..., 1:] + f[..., :-1]) * np.diff(t), axis=-1)
-    return out
+    return cumulative_trapezoid(f, t, axis=-1, initial=0.0)
 
 
-def _worst_increase(F: np.ndarray):
-    """max_{j ≤ k} F_k − F_j along the last axis (≥ 0), with the maximizing (j, k)."""
+def worst_increase(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """max_{j ≤ k} F_k − F_j along the last axis (≥ 0), with the maximizing (j, k).
+
+    With F(t) = V(u(t)) + ∫_{t_0}^t ‖∇V(u)‖_*, this is the worst dissipation defect over all
+    pairs of grid times, at the cost of one running minimum (``docs/theory.md`` §7).
+    """
     run_min = np.minimum.accumulate(F, axis=-1)
     gain = F - run_min
     k = np.argmax(gain, axis=-1)
@@ -74,6 +80,11 @@ def _worst_increase(F: np.ndarray):
     Fk_min = np.take_along_axis(run_min, k[..., None], axis=-1)
     j = np.argmax(F == Fk_min, axis=-1)
     return best, j, k
+
+
+# transitional private names (wflow.verify before its rebuild imported them); use the public ones
+_as_times = as_times
+_worst_increase = worst_increase
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ class CurveMeasure:
         if not np.all(np.isfinite(U)):
             raise ValueError("curves contains NaN or infinite values")
         m, K1, _ = U.shape
-        t = _as_times(times, "times", size=K1)
+        t = as_times(times, "times", size=K1)
         w = probability_weights(weights, m, normalize=normalize, owner="curves")
         self.norm = as_norm(norm)
         if info is not None and not isinstance(info, CurveInfo):
@@ -229,7 +240,7 @@ class CurveMeasure:
             out[on_right] = b[on_right]
         return out[0] if ts.ndim == 0 else out
 
-    def marginal(self, t, *, merge: bool = False) -> ParticleMeasure:
+    def marginal(self, t: float, *, merge: bool = False) -> ParticleMeasure:
         """(e_t)_#η = Σ_c ω_c δ_{u_c(t)} as a ParticleMeasure (one atom per curve).
 
         Parameters
@@ -283,7 +294,12 @@ class CurveMeasure:
         return self.segment_speeds(norm).max(axis=1)
 
     # -- energy dissipation -----------------------------------------------------------------
-    def _refined(self, substeps: int) -> tuple[np.ndarray, np.ndarray]:
+    def refined(self, substeps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(grid, curves) with every segment split into ``substeps`` equal parts, shapes (G,), (m, G, d).
+
+        The curves are the same piecewise-linear curves, sampled on the finer grid (the
+        quadrature grid of :meth:`dissipation_defect`).
+        """
         substeps = integer(substeps, "substeps", low=1)
         if substeps == 1 or self.times.size == 1:
             return self.times, self.curves
@@ -295,19 +311,22 @@ class CurveMeasure:
         U = ((1 - lam) * a[:, :, None] + lam * b[:, :, None]).reshape(self.n_curves, -1, self.dim)
         return grid, np.concatenate([U, self.curves[:, -1:]], axis=1)
 
+    _refined = refined  # transitional private name (see _as_times above)
+
     def _dissipation_terms(self, potential, norm, substeps):
         """(grid, V(u), cumulative ∫‖∇V(u)‖_*) on the (refined) grid, each (m, G)."""
         nrm = self.norm if norm is None else as_norm(norm)
         if not (callable(getattr(potential, "value", None)) and callable(getattr(potential, "grad", None))):
             raise TypeError(f"potential must have .value and .grad, got {type(potential).__name__}")
-        grid, U = self._refined(substeps)
+        grid, U = self.refined(substeps)
         # one vectorized call per grid time (rows = curves), so a potential carrying one datum
         # per particle (an attack loss with its labels) sees its rows aligned with the curves
         vals = np.stack([np.asarray(potential.value(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
         grads = np.stack([np.asarray(potential.grad(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
         return grid, vals, _cumtrapz(nrm.dual(grads), grid)
 
-    def dissipation_defect(self, potential, norm=None, *, s=None, t=None, substeps: int = 1) -> np.ndarray:
+    def dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                           s: float | None = None, t: float | None = None, substeps: int = 1) -> np.ndarray:
         """Energy-dissipation defect of every curve, shape (m,).
 
         D_c(s, t) = V(u_c(t)) − V(u_c(s)) + ∫_s^t ‖∇V(u_c(r))‖_* dr   (default s = t_0, t = T).
@@ -341,7 +360,8 @@ class CurveMeasure:
         _, vals, cum = eta._dissipation_terms(potential, norm, substeps)
         return vals[:, -1] - vals[:, 0] + cum[:, -1]
 
-    def worst_dissipation_defect(self, potential, norm=None, *, substeps: int = 1) -> np.ndarray:
+    def worst_dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                                 substeps: int = 1) -> np.ndarray:
         """max over (refined) grid times s ≤ t of D_c(s, t), shape (m,) (≥ 0: s = t gives 0).
 
         With F(t) = V(u(t)) + ∫_{t_0}^t ‖∇V(u)‖_*, D(s, t) = F(t) − F(s), so the maximum over all
@@ -349,10 +369,10 @@ class CurveMeasure:
         pairs (up to quadrature error) exactly when this is ≈ 0.
         """
         _, vals, cum = self._dissipation_terms(potential, norm, substeps)
-        best, _, _ = _worst_increase(vals + cum)
+        best, _, _ = worst_increase(vals + cum)
         return best
 
-    def maximal_slope_mask(self, potential, norm: str | float | Norm | None = None, *,
+    def maximal_slope_mask(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
                            defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
                            substeps: int = 1) -> np.ndarray:
         """Which curves are curves of maximal slope within tolerance, bool (m,).
@@ -369,7 +389,7 @@ class CurveMeasure:
         defect = self.worst_dissipation_defect(potential, norm, substeps=substeps)
         return (lip <= 1.0 + lip_rtol) & (defect <= defect_atol)
 
-    def maximal_slope_mass(self, potential, norm: str | float | Norm | None = None, *,
+    def maximal_slope_mass(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
                            defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
                            substeps: int = 1) -> float:
         """η-mass of the curves that satisfy the inclusion within tolerance (:meth:`maximal_slope_mask`)."""
@@ -383,7 +403,7 @@ class CurveMeasure:
 # ----------------------------------------------------------------------------------------------
 
 
-def superpose(flow_result) -> CurveMeasure:
+def superpose(flow_result: FlowResult) -> CurveMeasure:
     """η = Σ_i w_i δ_{u_i} from the labelled particle trajectories of a flow.
 
     Parameters
@@ -521,7 +541,8 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
     return rows, cols, mass
 
 
-def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None = "w2",
+def superpose_snapshots(measures: Sequence[ParticleMeasure | ArrayLike], times: ArrayLike,
+                        norm: str | float | Norm = "linf", *, tie_break: str | None = "w2",
                         gluing: str = "interval", max_curves: int | None = None) -> CurveMeasure:
     """η on piecewise-linear curves from unlabelled snapshots μ_{t_0}, …, μ_{t_K}.
 
@@ -581,7 +602,7 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     for k, mu in enumerate(snaps):
         if mu.dim != d:
             raise ValueError(f"measures[{k}] has dimension {mu.dim}, measures[0] has {d}")
-    t = _as_times(times, "times", size=len(snaps))
+    t = as_times(times, "times", size=len(snaps))
     nrm = as_norm(norm)
     if gluing not in ("interval", "product"):
         raise ValueError(f"gluing must be 'interval' or 'product', got {gluing!r}")

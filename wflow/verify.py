@@ -20,11 +20,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.integrate import cumulative_trapezoid
 
 from ._validation import integer, real
 from .measures import ParticleMeasure, as_measure
 from .norms import norm_name, parse_norm
-from .superposition import CurveMeasure, _as_times, _cumtrapz, _worst_increase
+from .superposition import CurveMeasure, as_times, worst_increase
 
 __all__ = [
     "MarginalsReport",
@@ -233,17 +234,17 @@ class CharacterizationReport(_Report):
 def _snapshots(measures, times, name: str = "measures"):
     """(list of ParticleMeasure, times, default norm or None) from a sequence, CurveMeasure or FlowResult."""
     if isinstance(measures, CurveMeasure):
-        t = measures.times if times is None else _as_times(times, "times")
+        t = measures.times if times is None else as_times(times, "times")
         return [measures.marginal(s, merge=True) for s in t], t, measures.norm.p
     if hasattr(measures, "positions") and hasattr(measures, "measure") and hasattr(measures, "times"):
-        t = np.asarray(measures.times, dtype=float) if times is None else _as_times(times, "times")
+        t = np.asarray(measures.times, dtype=float) if times is None else as_times(times, "times")
         return [measures.measure(s) for s in t], t, measures.norm.p
     if isinstance(measures, (ParticleMeasure, np.ndarray)) or not hasattr(measures, "__len__"):
         raise TypeError(f"{name} must be a sequence of measures, a CurveMeasure or a FlowResult")
     if times is None:
         raise ValueError("times is required when measures is a sequence of snapshots")
     snaps = [as_measure(mu, f"{name}[{k}]") for k, mu in enumerate(measures)]
-    t = _as_times(times, "times", size=len(snaps))
+    t = as_times(times, "times", size=len(snaps))
     return snaps, t, None
 
 
@@ -403,7 +404,7 @@ def check_energy_dissipation(measures, times, potential, norm=None, *, tol: floa
     if substeps > 1:
         if not isinstance(measures, CurveMeasure):
             raise ValueError("substeps > 1 needs a CurveMeasure (the curve between snapshots)")
-        grid, _ = measures._refined(substeps)
+        grid, _ = measures.refined(substeps)
         if times is not None:
             raise ValueError("pass times=None with substeps > 1 (the CurveMeasure's grid is refined)")
         snaps, t, default = _snapshots(measures, grid)
@@ -412,8 +413,8 @@ def check_energy_dissipation(measures, times, potential, norm=None, *, tol: floa
     p = _pick_norm(norm, default)
     E = np.array([mu.energy(potential) for mu in snaps])
     S = np.array([mu.slope(potential, p) for mu in snaps])
-    F = E + _cumtrapz(S, t)
-    best, j, k = _worst_increase(F)
+    F = E + cumulative_trapezoid(S, t, axis=-1, initial=0.0)
+    best, j, k = worst_increase(F)
     diffs = F[None, :] - F[:, None]
     iu = np.triu_indices(t.size, k=1)
     min_defect = float(diffs[iu].min()) if iu[0].size else 0.0
@@ -499,6 +500,10 @@ def verify_characterization(eta: CurveMeasure, measures=None, times=None, potent
     """
     if not isinstance(eta, CurveMeasure):
         raise TypeError(f"eta must be a CurveMeasure, got {type(eta).__name__}")
+    for name, v in (("rtol", rtol), ("atol", atol), ("energy_tol", energy_tol), ("defect_tol", defect_tol),
+                    ("lip_tol", lip_tol), ("mass_tol", mass_tol), ("marginal_tol", marginal_tol)):
+        if v is not None:
+            real(v, name, low=0.0)  # named here: the checks below would only say "tol"
     p = _pick_norm(norm, eta.norm.p)
     marg = None
     if measures is not None:

@@ -3,8 +3,8 @@
 Exit codes: 0 success; 1 a verification check FAILED; 2 bad usage, an invalid configuration
 (the message names the key), a file-system problem (the message names the path) or a memory
 estimate beyond the limit — each found before the simulation wherever possible and reported
-in one line; 130 interrupted (SIGINT), 143 terminated (SIGTERM) — nothing half-written either
-way. Run as ``wflow ...`` (console script) or ``python -m wflow ...``. See ``docs/cli.md``.
+in one line; 3 an internal error (a bug: traceback printed); 130 interrupted (SIGINT), 143
+terminated (SIGTERM) — nothing half-written in any case. Run as ``wflow ...`` (console script) or ``python -m wflow ...``. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -16,21 +16,18 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 from .. import __version__
-from ..io import OutputError, StagedOutput, check_output_dir
+from ..io import OutputError, StagedOutput, Terminated, check_output_dir, raise_terminated
 from ..suite import format_table, run_suite
 from .config import ConfigError, load_config
 from .reports import render_report_md
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler so that staged outputs are cleaned up as on Ctrl-C."""
 
 
 def _interactive() -> bool:
@@ -47,6 +44,16 @@ def _out_dir(value: str) -> str:
     return value
 
 
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {seed}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wflow",
@@ -55,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             "measures, exact W∞ and adversarial attacks as flows."
         ),
         epilog="Exit codes: 0 ok, 1 a verification check failed, 2 bad usage, invalid config, "
-        "file-system problem or memory limit, 130/143 interrupted (nothing half-written).",
+        "file-system problem or memory limit, 3 internal error, 130/143 interrupted (nothing half-written).",
     )
     parser.add_argument("--version", action="version", version=f"wflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -71,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_out_dir, default="wflow-out", help=out_help)
     p.add_argument("--overwrite", action="store_true", help=overwrite_help)
     p.add_argument("--quick", action="store_true", help="smaller problem (under 15 s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random choices (default 0)")
 
     p = sub.add_parser(
         "run", help="run the simulation described by a TOML config",
@@ -121,6 +128,7 @@ def _cmd_run(args) -> int:
     cfg = load_config(args.config)  # ConfigError -> exit 2 before anything is written
     check_output_dir(args.out, overwrite=args.overwrite)  # OutputError -> exit 2, before the run
     run = importlib.import_module("wflow.app.run")  # loads matplotlib: see _cmd_demo
+    print(f"wflow run: {cfg.source} -> {os.path.abspath(args.out)}", flush=True)
     report = run.run_config(cfg, args.out, progress=_interactive(), overwrite=args.overwrite)
     _print_checks(report["checks"])
     print(f"wrote {', '.join(report['files'])} to {os.path.abspath(args.out)}")
@@ -161,10 +169,6 @@ def _print_checks(checks) -> None:
         print(f"{'PASS' if c['passed'] else 'FAIL'}  {c['name']}: {m} {c['relation']} {t}")
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.filename is not None:
@@ -182,7 +186,7 @@ def main(argv=None) -> int:
     command = {"demo": _cmd_demo, "run": _cmd_run, "verify": _cmd_verify}[args.command]
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return command(args)
     except (ConfigError, OSError, MemoryError) as exc:
@@ -195,6 +199,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("wflow: interrupted (no partial output was written)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug, not a failed check: keep exit 1 for "a check FAILED"
+        traceback.print_exc()
+        print(f"wflow {args.command}: internal error (no partial output was written); "
+              "please report it with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__
-from ..flow import solve_flow
+from ..flow import check_flow_memory, solve_flow
 from ..io import StagedOutput, check_output_dir
 from ..memory import check_memory
 from ..plotting import (
@@ -56,12 +56,16 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
                      "lower output.dpi")
     V = build_potential(cfg)
     dim = getattr(V, "dim", None)
+    fl = cfg.flow
+    ini = cfg.initial
+    n = len(ini["points"]) if ini["kind"] == "points" else ini.get("n", 200)
+    d = ini["points"].shape[1] if ini["kind"] == "points" else (dim or 2)
+    check_flow_memory(n, d, fl["T"], fl["tau"], fl.get("stride", 1))  # before drawing the n points
     mu0 = build_initial(cfg, dim)
     background = V  # what the figures draw behind the particles
     if isinstance(V, ModelPotential):
         background = ProbabilityField(V.model)
         V = V.bind(mu0.points)
-    fl = cfg.flow
     kwargs = {k: fl[k] for k in ("budget", "selection", "stride", "inner") if k in fl}
     try:
         res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
@@ -82,7 +86,7 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         "command": "run",
         "config": cfg.source,
         "settings": cfg.to_dict(),
-        "summary": res.summary(),
+        "summary": res.to_dict(),
         "checks": [c.to_dict() for c in checks],
         "all_passed": all(c.passed for c in checks),
     }

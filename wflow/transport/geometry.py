@@ -40,6 +40,11 @@ GRAPH_MODE: str | None = None
 # ------------------------------------------------------------------------------------------
 def _dist_from_columns(col, d: int, q: float) -> np.ndarray:
     """‖·‖_q of difference vectors given column by column (``col(k)`` -> array), d small."""
+    with np.errstate(over="ignore", under="ignore"):
+        return _dist_cols(col, d, q)
+
+
+def _dist_cols(col, d: int, q: float) -> np.ndarray:
     if q == np.inf:
         acc = np.abs(col(0))
         for k in range(1, d):
@@ -62,12 +67,12 @@ def _dist_from_columns(col, d: int, q: float) -> np.ndarray:
         bad = np.flatnonzero(~((acc >= _TINY_SQ) & (acc < np.inf)) & (m > 0))
         np.sqrt(acc, out=acc)
         if len(bad):
-            mb = m[bad]
+            mb = m.reshape(-1)[bad]
             s = np.zeros(len(bad))
             for k in range(d):
-                c = col(k)[bad] / mb
+                c = np.ascontiguousarray(col(k)).reshape(-1)[bad] / mb
                 s += c * c
-            acc[bad] = mb * np.sqrt(s)
+            acc.reshape(-1)[bad] = mb * np.sqrt(s)
         return acc
     safe = np.where(m > 0, m, 1.0)
     acc = np.zeros_like(m)
@@ -78,6 +83,11 @@ def _dist_from_columns(col, d: int, q: float) -> np.ndarray:
 
 def _dist_rows(V: np.ndarray, q: float) -> np.ndarray:
     """‖v‖_q of the rows of V (k, d), d large: one reduction per row, independent of k."""
+    with np.errstate(over="ignore", under="ignore"):
+        return _dist_rows_impl(V, q)
+
+
+def _dist_rows_impl(V: np.ndarray, q: float) -> np.ndarray:
     A = np.abs(V)
     if q == np.inf:
         return A.max(axis=1)
@@ -274,6 +284,7 @@ class Geometry:
         self._abs = 4.0 * d * 2.0**-1074
         self._tx = self._ty = None
         self._blas = None
+        self._nn = None
         self.evaluations = 0  # exact distances computed by queries (a cost measure)
 
     # -- exact distances -------------------------------------------------------------------
@@ -316,11 +327,53 @@ class Geometry:
         return G
 
     def _filter(self, sq, nP, nQ, radius):
-        """Candidate mask: true squared ℓ2 distance possibly ≤ (radius / a)² (scaled units)."""
+        """Candidate mask: true squared ℓ2 distance possibly ≤ (radius / a)² (scaled units).
+
+        One comparison per entry against a per-row limit (the error term uses max ‖q‖²).
+        """
         _, _, _, _, gam, a = self._blas
-        r = radius[:, None] if np.ndim(radius) else radius
-        lim = (r / a) ** 2 * (1 + 1e-12) + gam * (nP[:, None] + nQ[None, :]) + self._abs
-        return sq <= lim
+        r = np.broadcast_to(np.asarray(radius, dtype=float), nP.shape)
+        lim = (r / a) ** 2 * (1 + 1e-12) + gam * (nP + (nQ.max() if len(nQ) else 0.0)) + self._abs
+        return sq <= lim[:, None]
+
+    def _nn_pass(self):
+        """One pass over BLAS blocks (cached): the exact nearest y of every x, the ℓ2-nearest x of
+        every y and a certified lower bound of min_i ‖x_i − y_j‖_q for every y.
+
+        Returns (dist_x (n,), idx_x (n,), lb_y (m,), idx_y (m,)).
+        """
+        if self._nn is not None:
+            return self._nn
+        Xs, Ys, nx, ny, gam, a = self._prep()
+        n, m = len(Xs), len(Ys)
+        step = max(1, _GEMM_BLOCK // max(m, 1))
+        dx, ix = np.empty(n), np.empty(n, dtype=np.intp)
+        cmin, carg = np.full(m, np.inf), np.zeros(m, dtype=np.intp)
+        for s in range(0, n, step):
+            rows = np.arange(s, min(n, s + step))
+            sq = self._sq_block(Xs[rows], nx[rows], Ys, ny)
+            j0 = sq.argmin(axis=1)
+            cm = sq.min(axis=0)
+            better = cm < cmin
+            if better.any():
+                carg[better] = rows[sq[:, better].argmin(axis=0)]
+                cmin[better] = cm[better]
+            d0 = self.dist(rows, j0)
+            r, c = np.nonzero(self._filter(sq, nx[rows], ny, d0 * self.s))
+            dd = self.dist(rows[r], c)
+            best_d, best_j = d0.copy(), j0.copy()
+            o = np.lexsort((dd, r))
+            r, c, dd = r[o], c[o], dd[o]
+            first = np.r_[True, r[1:] != r[:-1]] if len(r) else np.zeros(0, bool)
+            r, c, dd = r[first], c[first], dd[first]
+            upd = dd < best_d[r]
+            best_d[r[upd]], best_j[r[upd]] = dd[upd], c[upd]
+            dx[rows], ix[rows] = best_d, best_j
+        # computed sq ≥ true sq − γ(‖x‖² + ‖y‖²) − abs, and ‖v‖_q ≥ a ‖v‖₂
+        low_sq = np.maximum(cmin - gam * (nx.max() + ny) - self._abs, 0.0)
+        lb_y = a * np.sqrt(low_sq) / self.s * (1 - 1e-12)
+        self._nn = (dx, ix, lb_y, carg)
+        return self._nn
 
     def _side(self, transpose: bool):
         Xs, Ys, nx, ny, _, _ = self._prep()
@@ -427,9 +480,8 @@ class Geometry:
         if self.dense:
             return float(max(self.D.min(axis=1).max(), self.D.min(axis=0).max()))
         if self.mode == "blocks":
-            dx, _ = self._blocks_knn(False, 1)
-            dy, _ = self._blocks_knn(True, 1)
-            return float(max(dx.max(), dy.max()))
+            dx, _, lb_y, _ = self._nn_pass()
+            return float(max(dx.max(), lb_y.max()))
         tx, ty = self.trees()
         _, jy = ty.query(self.X * self.s, k=1, p=self.q)
         _, ix = tx.query(self.Y * self.s, k=1, p=self.q)
@@ -452,10 +504,10 @@ class Geometry:
             ii = np.concatenate([np.repeat(np.arange(n), k), iy.ravel()])
             jj = np.concatenate([jx.ravel(), np.tile(np.arange(m), k)])
         elif self.mode == "blocks":
-            _, jx = self._blocks_knn(False, k, exact_first=False)
-            _, iy = self._blocks_knn(True, k, exact_first=False)
-            ii = np.concatenate([np.repeat(np.arange(n), k), iy.ravel()])
-            jj = np.concatenate([jx.ravel(), np.repeat(np.arange(m), k)])
+            # high d: the nearest neighbours of one BLAS pass (more edges are added on demand)
+            _, jx, _, iy = self._nn_pass()
+            ii = np.concatenate([np.arange(n), iy])
+            jj = np.concatenate([jx, np.arange(m)])
         else:
             tx, ty = self.trees()
             _, jx = ty.query(self.X * self.s, k=k, p=self.q)

@@ -87,7 +87,7 @@ def projection_bound(X, Y, q: float, a=None, b=None) -> float:
     qs = dual_exponent(q)
     c = 0.5 * (np.concatenate([X, Y]).max(axis=0) + np.concatenate([X, Y]).min(axis=0))
     Xc, Yc = X - c, Y - c
-    dirs = [np.eye(d)[k] for k in range(min(d, 16))]
+    dirs = [np.eye(1, d, k)[0] for k in range(min(d, 16))]
     if d > 1:
         dirs.append(np.ones(d))
         cc = np.concatenate([Xc, Yc])
@@ -95,7 +95,17 @@ def projection_bound(X, Y, q: float, a=None, b=None) -> float:
             sub = cc[:: max(1, len(cc) // 2000)]
             s = np.abs(sub).max()
             if s > 0:
-                dirs.append(np.linalg.svd(sub / s, full_matrices=False)[2][0])
+                # principal direction by power iteration on the d×d second-moment matrix
+                C = (sub / s).T @ (sub / s)
+                v = np.random.default_rng(0).standard_normal(d)
+                for _ in range(30):
+                    v = C @ v
+                    nv = np.linalg.norm(v)
+                    if not nv > 0:
+                        break
+                    v /= nv
+                if np.all(np.isfinite(v)) and np.linalg.norm(v) > 0:
+                    dirs.append(v)
     best = 0.0
     u_eps = 2.0**-53
     for u in dirs:
@@ -232,7 +242,7 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
     kn = E.knn(knn)
     # long edges in the right direction: each x to the y nearest its rank-matching partner
     pk = min(_PARTNER_K, n)
-    if not E.dense and pk:
+    if E.mode == "kdtree" and pk:
         jn = E.near_y(Y[best], pk)
         pi = np.repeat(ar, pk)
         pj = jn.reshape(-1)

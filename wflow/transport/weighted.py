@@ -4,12 +4,12 @@ A threshold t is feasible iff a plan supported on G_t = {(i, j) : ‖x_i − y_j
 iff the max-flow source →(a_i) x →(∞) y →(b_j) sink on G_t carries all the mass. Masses are
 scaled to integers, a_i ↦ ⌊a_i 2^58⌉ (at least 1 for a positive weight), and the flow is
 computed exactly in int64 by OR-tools; t is declared feasible iff the flow misses at most
-``MASS_TOL`` (+ the rounding, (n + m) 2^-58) of the mass — the same convention as the
-tolerance on Σ w_i. Threshold tests run on a subgraph H ⊆ G_t (nearest neighbours and a
+the rounding, (n + m + |Σ⌊a⌉ − Σ⌊b⌉|) 2^-58 of the (normalized) mass. Threshold tests run on a subgraph H ⊆ G_t (nearest neighbours and a
 monotone plan of a 1-D projection, which is feasible at its own largest cost); a min cut
 whose x-side A has no G_t-edge leaving N_H(A) certifies infeasibility, otherwise the missing
 edges are added and the test repeated. A certified failure raises the lower bound to the
 Hall/Strassen bound of A: the smallest s with ν(N_s(A)) ≥ μ(A) − tol.
+Their difference is below ``MASS_TOL``, so the plan's marginals are polished to the weights.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Geometry
-from .problem import MASS_TOL
 from .solvers import _ADD, _FRACTION, projection_bound, winf_1d
 
 #: masses are scaled by this power of two to int64 capacities
@@ -51,7 +50,9 @@ def winf_weighted(X, a, Y, b, q, *, geom=None, knn: int = 8):
     E = Geometry(X, Y, q) if geom is None else geom
     ai, bi = integer_masses(a), integer_masses(b)
     A_tot = int(ai.sum())
-    tol = int(MASS_TOL * SCALE) + (n + m) + abs(A_tot - int(bi.sum()))
+    # rounding only: every atom of positive weight is transported (consistent with the
+    # nearest-neighbour bound), the totals of the normalized weights agree to (n + m) units
+    tol = (n + m) + abs(A_tot - int(bi.sum()))
     lo = max(E.nn_bound(), projection_bound(X, Y, q, a / a.sum(), b / b.sum()))
     lo0 = lo
     # an explicit plan: the monotone coupling of the projections on the first coordinate

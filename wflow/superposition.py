@@ -30,6 +30,7 @@ from .measures import ParticleMeasure, as_measure, probability_weights
 from .norms import Norm, as_norm
 from .potentials import PotentialLike
 from .transport import optimal_coupling
+from .transport.result import fit_marginals
 
 __all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "as_times", "worst_increase", "SNAP_TOL",
            "COUPLING_MASS_TOL", "COUPLING_ROUNDOFF"]
@@ -534,11 +535,9 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
         )
     if np.any(np.bincount(rows, mass, a.size) <= 0) or np.any(np.bincount(cols, mass, b.size) <= 0):
         raise RuntimeError(f"the coupling of snapshots {j} and {j + 1} leaves an atom of positive weight uncoupled")
-    # two proportional-fitting sweeps on the support remove the solver's round-off in the marginals
-    for _ in range(2):
-        mass = mass * (a / np.bincount(rows, mass, a.size))[rows]
-        mass = mass * (b / np.bincount(cols, mass, b.size))[cols]
-    return rows, cols, mass
+    # proportional fitting on the support (until the marginals agree to a few ulps) removes the
+    # solver's round-off and the mass of the dropped entries
+    return rows, cols, fit_marginals(rows, cols, mass, a, b, a.size, b.size)
 
 
 def superpose_snapshots(measures: Sequence[ParticleMeasure | ArrayLike], times: ArrayLike,

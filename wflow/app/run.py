@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .. import __version__
+from ..adversarial.robustness import robustness_study
+from ..distributed import solve_flow_on
 from ..flow import check_flow_memory, solve_flow
 from ..io import StagedOutput, check_output_dir
 from ..memory import check_memory
@@ -30,6 +32,19 @@ __all__ = ["run_config"]
 LARGEST_FIGURE_INCHES = (12.8, 3.0)
 
 
+def _solve_on_dask(compute: dict, V, mu0, fl: dict, progress: bool, kwargs: dict):
+    """The flow of a ``[compute]`` section through wflow.distributed (dask is optional)."""
+    scheduler = compute.get("scheduler", "threads")
+    try:
+        return solve_flow_on(scheduler, V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
+                             scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress,
+                             chunk_size=compute.get("chunk_size"), timeout=compute.get("timeout", 10.0), **kwargs)
+    except ConnectionError as exc:
+        raise ConfigError(f"compute.scheduler: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(f"[compute] needs dask (pip install \"wflow[dask]\"): {exc}") from None
+
+
 def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool = False) -> dict:
     """Run the simulation of a validated configuration and write its outputs to ``out``.
 
@@ -49,6 +64,8 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         ``out`` cannot receive the outputs (named), found before any work.
     """
     check_output_dir(out, overwrite=overwrite)
+    if cfg.robustness:
+        return _run_robustness(cfg, out, overwrite=overwrite)
     dpi = cfg.output.get("dpi", 90)
     if cfg.output.get("figures", list(FIGURES)):
         w, h = LARGEST_FIGURE_INCHES
@@ -68,8 +85,11 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         V = V.bind(mu0.points)
     kwargs = {k: fl[k] for k in ("budget", "selection", "stride", "inner") if k in fl}
     try:
-        res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
-                         scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress, **kwargs)
+        if cfg.compute:
+            res = _solve_on_dask(cfg.compute, V, mu0, fl, progress, kwargs)
+        else:
+            res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
+                             scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress, **kwargs)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, MemoryError):  # the memory estimate names its own knob
             raise
@@ -111,4 +131,21 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         report["files"] = files
         st.write_json("report.json", report)
         st.write_text("report.md", render_report_md(report))
+    return report
+
+
+def _run_robustness(cfg: RunConfig, out, *, overwrite: bool) -> dict:
+    """``[robustness]``: :func:`wflow.adversarial.robustness_study`, its report and figure."""
+    kw = dict(cfg.robustness)
+    try:
+        study = robustness_study(kw.pop("dataset"), **kw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"robustness: {exc}") from None
+    report = {"wflow_version": __version__, "command": "run", "kind": "robustness", "config": cfg.source,
+              "settings": cfg.to_dict(), "study": study.to_dict(),
+              "checks": [], "all_passed": True,  # a measurement, not a verification: no checks
+              "files": ["robustness.png", "report.json"]}
+    with StagedOutput(out, overwrite=overwrite, info={"command": "run", "wflow_version": __version__}) as st:
+        save_staged_figure(st, "robustness.png", study.figure(), cfg.output.get("dpi", 90))
+        st.write_json("report.json", report)
     return report

@@ -112,7 +112,7 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         if isinstance(exc, MemoryError):  # the memory estimate names its own knob
             raise
         raise ConfigError(f"flow: {exc}") from None
-    checks = [check_lipschitz(res), check_winf_lipschitz(res, max_exact=cfg.output.get("max_exact_winf", 12),
+    checks = [check_lipschitz(res), check_winf_lipschitz(res, max_exact=cfg.output.get("max_exact_winf", 2),
                                                           progress=_winf_progress(progress))]
     budget = fl.get("budget")
     if budget is None or fl["T"] <= budget:  # no active projection: equality holds (C¹ V)

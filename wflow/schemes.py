@@ -92,7 +92,16 @@ class EulerScheme:
         g *= tau
         np.add(X, g, out=out)
         if ball is not None:
-            ball.project(out, out=out)
+            if self.p in (2.0, np.inf):
+                # the Euclidean projection onto an ℓ2 ball or a box is 1-Lipschitz in that norm
+                # and fixes x_k, so the projected step stays ≤ τ (ℓ∞: exactly IFGSM's clipping)
+                ball.project(out, out=out)
+            else:
+                # ℓ1/ℓp: the Euclidean projection onto the budget ball can lengthen the step in
+                # the flow's norm (up to 1.7τ); project onto B_τ(x_k) ∩ B_ε(c) instead
+                from .minmove import project_intersection
+
+                out[...] = project_intersection(out, X, tau, ball.center, ball.radius, self.p)
         return None
 
 

@@ -38,7 +38,7 @@ def _timed(repeat, *args, **kw):
         t0 = time.perf_counter()
         out = minmove_step(*args, **kw)
         times.append(time.perf_counter() - t0)
-    return out, float(np.median(times))
+    return (out.x, out.info), float(np.median(times))
 
 
 def landscapes(n: int, rng):
@@ -62,16 +62,16 @@ def run(n: int, repeat: int, taus, seed: int = 0):
         for tau in taus:
             (Zl, il), t_local = _timed(repeat, V, X, tau, inner="local")
             (Zc, ic), t_cbo = _timed(repeat, V, X, tau, inner="cbo", seed=seed)
-            _, ig = minmove_step(V, X, tau, inner="global")
-            sweep = [minmove_step(V, X, tau, inner="cbo", seed=seed + 1 + j, **o)[1]["energy"]
+            ig = minmove_step(V, X, tau, inner="global").info
+            sweep = [minmove_step(V, X, tau, inner="cbo", seed=seed + 1 + j, **o).info.energy
                      for j, o in enumerate(CBO_SWEEP)]
             best_cbo = np.min(sweep, axis=0)
-            El, Ec, Eg = il["energy"], ic["energy"], ig["energy"]
+            El, Ec, Eg = il.energy, ic.energy, ig.energy
             tol = 1e-12 * (1 + np.abs(Ec))
             rows.append({
                 "landscape": name, "tau": tau,
-                "local evals median/max": f"{np.median(il['evals']):.0f} / {il['evals'].max()}",
-                "cbo evals": f"{ic['evals'].max()}",
+                "local evals median/max": f"{np.median(il.evals):.0f} / {il.evals.max()}",
+                "cbo evals": f"{ic.evals.max()}",
                 "local ≤ cbo": f"{np.mean(El <= Ec + tol):.3f}",
                 "local ≤ cbo best-of-6": f"{np.mean(El <= best_cbo + 1e-12 * (1 + np.abs(best_cbo))):.3f}",
                 "mean E(cbo) − E(local)": f"{np.mean(Ec - El):.2e}",

@@ -26,20 +26,12 @@ except ImportError:  # running from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import wflow
 
-from importlib.util import find_spec
-
 import numpy as np
 
 from wflow.adversarial import load_model, make_loss
-from wflow.config import StagedOutput
+from wflow.io import StagedOutput
 from wflow.norms import norm as lp_norm
 from wflow.plotting import fit_rate, plot_convergence, save_figure
-
-
-def available(module: str) -> bool:
-    """True when ``wflow.<module>`` can be imported."""
-
-    return find_spec(f"wflow.{module}") is not None
 
 
 def sup_distance_per_particle(a, b, n_eval: int = 401) -> np.ndarray:
@@ -49,8 +41,6 @@ def sup_distance_per_particle(a, b, n_eval: int = 401) -> np.ndarray:
 
 
 def run(out: str, quick: bool = False, n_starts: int = 100, seed: int = 0) -> dict:
-    if not available("minmove"):
-        raise SystemExit("wflow.minmove is not available in this version: nothing to compare")
     eps, T = 0.2, 1.0
     levels = range(5) if quick else range(8)
     taus = [eps * 2.0**-i for i in levels]

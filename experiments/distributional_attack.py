@@ -5,7 +5,7 @@ For the ReLU and GELU models and ε ∈ {0.1, 0.2}, the test-data measure (true 
 τ = ε/100). Measured and written to ``distributional_attack.json``:
 
 * expected loss and accuracy along t;
-* W∞(μ₀, μ_t) ≤ t, exactly (``wflow.winf``) at 6 times when ``wflow.transport`` is available,
+* W∞(μ₀, μ_t) ≤ t, exactly (``wflow.winf``) at 6 times,
   and the labelled upper bound max_i ‖x_i(t) − x_i(0)‖ always;
 * the true worst case Σ_i w_i sup_{B_ε(x_i)} ℓ by a dense per-point grid search, and the gaps of
   FGSM, IFGSM (5, 10, 20, 40 steps) and minimizing movement (5, 10 steps) to it.
@@ -33,18 +33,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from wflow.adversarial import attack_gaps, distributional_attack, load_model, load_two_moons, worst_case_loss
-from wflow.config import StagedOutput
+from wflow.io import StagedOutput
 from wflow.measures import ParticleMeasure
 from wflow.plotting import plot_attack_curves, save_figure
 
 EPSILONS = (0.1, 0.2)
-
-
-def available(module: str) -> bool:
-    """True when ``wflow.<module>`` can be imported."""
-    from importlib.util import find_spec
-
-    return find_spec(f"wflow.{module}") is not None
 
 
 def run(out: str, quick: bool = False) -> dict:
@@ -53,7 +46,6 @@ def run(out: str, quick: bool = False) -> dict:
     data = load_two_moons()
     X, y = data["X_test"][:n], data["y_test"][:n]
     mu = ParticleMeasure(X)
-    exact = available("transport")
     t_start = time.perf_counter()
     results = []
     figs = {}
@@ -61,9 +53,9 @@ def run(out: str, quick: bool = False) -> dict:
         model = load_model(f"two_moons_{act}")
         for eps in EPSILONS:
             t0 = time.perf_counter()
-            att = distributional_attack(model, mu, y, eps=eps, tau=eps / 100, n_winf=6 if exact else 0)
+            att = distributional_attack(model, mu, y, eps=eps, tau=eps / 100, n_winf=6)
             worst = worst_case_loss(model, mu, y, eps, grid=grid, refine=refine)
-            gaps = attack_gaps(model, mu, y, eps, worst=worst, minmove_steps=(5, 10) if available("minmove") else ())
+            gaps = attack_gaps(model, mu, y, eps, worst=worst, minmove_steps=(5, 10))
             disp = att.displacement
             entry = {
                 "model": act, "eps": eps, "tau": eps / 100, "n_points": n,
@@ -77,7 +69,7 @@ def run(out: str, quick: bool = False) -> dict:
                 "accuracy": att.accuracy[:: max(1, len(att.times) // 20)].tolist(),
                 "displacement_over_t_max": float(np.max(disp[1:] / att.times[1:])),
                 "winf_times": att.winf_times.tolist(), "winf": att.winf.tolist(),
-                "winf_within_time": bool(att.winf_within_time()) if exact else None,
+                "winf_within_time": bool(att.winf_within_time()),
                 "gaps": gaps.to_dict(),
                 "seconds": time.perf_counter() - t0,
             }
@@ -87,8 +79,7 @@ def run(out: str, quick: bool = False) -> dict:
                   f"{entry['clean_accuracy']:.3f} → {entry['attacked_accuracy']:.3f}  ({entry['seconds']:.1f} s)")
             figs[f"attack_{act}_eps{eps:g}.png"] = plot_attack_curves(
                 att.times, att.expected_loss, att.accuracy, worst_case=worst.mean, eps=eps,
-                winf_times=att.winf_times if exact else att.times[:: max(1, len(att.times) // 6)],
-                winf=att.winf if exact else disp[:: max(1, len(att.times) // 6)])
+                winf_times=att.winf_times, winf=att.winf)
     # relative gaps per attack
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax = fig.add_subplot()
@@ -105,7 +96,7 @@ def run(out: str, quick: bool = False) -> dict:
     ax.set_xticks(ticks, ticklabels, rotation=90, fontsize=7)
     ax.legend(fontsize="small")
     figs["gaps.png"] = fig
-    summary = {"experiment": "distributional_attack", "quick": quick, "exact_winf": exact,
+    summary = {"experiment": "distributional_attack", "quick": quick, "exact_winf": True,
                "worst_case_grid": {"grid": grid, "refine": refine}, "results": results,
                "seconds": time.perf_counter() - t_start}
     with StagedOutput(out) as st:

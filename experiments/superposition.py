@@ -40,21 +40,16 @@ except ImportError:  # running from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import wflow
 
-from importlib.util import find_spec
-
 import numpy as np
 
-from wflow.config import StagedOutput
+from wflow.adversarial import distributional_attack, load_model, load_two_moons
+from wflow.io import StagedOutput
 from wflow.measures import ParticleMeasure
 from wflow.norms import norm as lp_norm
 from wflow.plotting import plot_curve_measure, plot_snapshots, save_figure
 from wflow.potentials import GaussianMixture
-
-
-def available(module: str) -> bool:
-    """True when ``wflow.<module>`` can be imported."""
-
-    return find_spec(f"wflow.{module}") is not None
+from wflow.superposition import superpose_snapshots
+from wflow.verify import verify_characterization
 
 
 def shuffled_snapshots(res, ks, rng, split: bool):
@@ -80,11 +75,6 @@ def recovery_error(eta, res, times) -> float:
 
 
 def run(out: str, quick: bool = False, seed: int = 0) -> dict:
-    if not (available("transport") and available("verify")):
-        raise SystemExit("superpose_snapshots and the checks need wflow.transport (exact W∞): not available")
-    from wflow.superposition import superpose_snapshots
-    from wflow.verify import verify_characterization
-
     rng = np.random.default_rng(seed)
     n = 120 if quick else 300
     K = 10 if quick else 20
@@ -94,13 +84,10 @@ def run(out: str, quick: bool = False, seed: int = 0) -> dict:
     w0 = np.exp(-np.sum(X0**2, axis=1))  # a non-uniform measure: weights ∝ exp(−‖x‖²)
     gm = wflow.solve_flow(V, ParticleMeasure(X0, w0, normalize=True), T=1.0, tau=0.005)
     problems.append(("gaussian_mixture", gm, V))
-    if available("adversarial.distributional"):
-        from wflow.adversarial import distributional_attack, load_model, load_two_moons
-
-        data = load_two_moons()
-        att = distributional_attack(load_model("two_moons_gelu"), data["X_test"][:n], data["y_test"][:n],
-                                    eps=0.2, tau=0.002, n_winf=0)
-        problems.append(("two_moons_attack", att.flow, None))
+    data = load_two_moons()
+    att = distributional_attack(load_model("two_moons_gelu"), data["X_test"][:n], data["y_test"][:n],
+                                eps=0.2, tau=0.002, n_winf=0)
+    problems.append(("two_moons_attack", att.flow, None))
     results, figs = [], {}
     t_start = time.perf_counter()
     for name, res, pot in problems:

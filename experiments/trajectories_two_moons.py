@@ -31,7 +31,7 @@ except ImportError:  # running from a checkout without installing
 import numpy as np
 
 from wflow.adversarial import load_model, make_loss
-from wflow.config import StagedOutput
+from wflow.io import StagedOutput
 from wflow.plotting import plot_landscape, save_figure
 from wflow.studies import sup_error
 
@@ -39,16 +39,9 @@ SETTINGS = [((0.45, 0.3), 0.25), ((0.1, 0.55), 0.2)]
 TAUS = (0.25, 0.125, 0.025, 0.001)
 
 
-def available(module: str) -> bool:
-    """True when ``wflow.<module>`` can be imported."""
-    from importlib.util import find_spec
-
-    return find_spec(f"wflow.{module}") is not None
-
-
 def run(out: str, quick: bool = False) -> dict:
     taus = TAUS[:3] + (0.005,) if quick else TAUS
-    schemes = ["euler"] + (["minmove"] if available("minmove") else [])
+    schemes = ["euler", "minmove"]
     results = []
     t_start = time.perf_counter()
     with StagedOutput(out) as st:
@@ -88,8 +81,6 @@ def run(out: str, quick: bool = False) -> dict:
                 save_figure(fig, st.path(f"trajectories_{act}_x{x0[0]:g}_{x0[1]:g}.png"), dpi=80 if quick else 110)
         summary = {"experiment": "trajectories_two_moons", "quick": quick, "schemes": schemes,
                    "settings": results, "seconds": time.perf_counter() - t_start}
-        if "minmove" not in schemes:
-            summary["note"] = "wflow.minmove is not available: Euler (IFGSM) only"
         st.write_json("trajectories.json", summary)
     return summary
 

@@ -214,8 +214,9 @@ def test_mlp_bad_input():
         MLP.init(activation="tanh")
     with pytest.raises(ValueError, match="outputs"):
         MLP([np.ones((2, 3)), np.ones((4, 1))], [np.ones(3), np.ones(1)])
-    with pytest.raises(ValueError, match="one output"):
-        MLP([np.ones((2, 3))], [np.ones(3)])
+    assert MLP([np.ones((2, 3))], [np.ones(3)]).n_classes == 3  # k outputs: a k-class model
+    with pytest.raises(ValueError, match="layer_sizes"):
+        MLP.init((2,))
 
 
 def test_training_is_seeded_and_learns():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import wflow
-from wflow.cli import main
-from wflow.config import ConfigError, load_config, parse_config
+from wflow.app.cli import main
+from wflow.app.config import ConfigError, load_config, parse_config
 from wflow.potentials import Quadratic
 
 VALID = """
@@ -99,7 +99,7 @@ def test_valid_config_runs_the_closed_form(tmp_path):
     path = _write(tmp_path, VALID)
     out = tmp_path / "run"
     assert main(["run", str(path), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["energy.png", "report.json", "report.md", "result.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [".wflow-run", "energy.png", "report.json", "report.md", "result.npz"]
     report = json.loads((out / "report.json").read_text())
     assert report["all_passed"] and {c["name"] for c in report["checks"]} >= {"curve_lipschitz", "energy_dissipation"}
     with np.load(out / "result.npz") as f:
@@ -146,7 +146,7 @@ def test_model_config_attacks_with_predicted_labels(tmp_path):
         """)
     out = tmp_path / "o"
     assert main(["run", str(path), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["landscape.png", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".wflow-run", "landscape.png", "report.json", "report.md"]
     report = json.loads((out / "report.json").read_text())
     assert report["all_passed"]
     # the attack raises the loss: V = −loss decreases from t = 0 to T

@@ -12,6 +12,7 @@ import wflow
 from wflow.minmove import MinMoveScheme, minmove_step, project_intersection
 from wflow.norms import norm
 from wflow.potentials import DoubleWell, GaussianMixture, Linear, Potential, Quadratic
+from wflow.steps import StepInfo
 
 FAST = settings(max_examples=25, deadline=None)
 coef = st.floats(-3, 3).filter(lambda a: abs(a) > 0.05)
@@ -39,7 +40,7 @@ def test_linear_linf_closed_form_with_and_without_budget(a, data, steps, tau):
     res = wflow.solve_flow(V, x0, T, tau, scheme="minmove", budget=eps, center=c)
     exact = np.clip(x0 - res.times[:, None] * np.sign(a), c - eps, c + eps)
     np.testing.assert_allclose(res.positions[:, 0], exact, rtol=0, atol=1e-12)
-    assert res.step_info["evals"].max() == 1  # the closed form only evaluates the energy record
+    assert res.step_info.evals.max() == 1  # the closed form only evaluates the energy record
 
 
 @FAST
@@ -100,7 +101,8 @@ def test_l2_two_ball_projection_and_linear_step_match_slsqp(seed):
     # too good), which limits the comparison to 1e-7
     assert np.linalg.norm(z - y) ** 2 <= ref.fun + 1e-7
     a = rng.normal(size=3)
-    zs, info = minmove_step(Linear(a), x, tau, norm="l2", budget=eps, center=c)
+    step = minmove_step(Linear(a), x, tau, norm="l2", budget=eps, center=c)
+    zs = step.x
     ref = _slsqp_min(lambda w: a @ w, x, tau, c, eps, x)
     assert ref.fun - 1e-6 <= a @ zs[0] <= ref.fun + 1e-7
     assert norm(zs[0] - x, 2) <= tau * (1 + 1e-12) and norm(zs[0] - c, 2) <= eps * (1 + 1e-12)
@@ -138,12 +140,13 @@ def test_local_and_global_match_dense_grid_linf(V):
     for tau, inners in ((0.05, ("local", "global")), (0.2, ("global",))):
         ref = _reference_linf(V, X, tau)
         for inner in inners:
-            Z, info = minmove_step(V, X, tau, inner=inner)
+            step = minmove_step(V, X, tau, inner=inner)
+            Z, info = step.x, step.info
             assert np.all(norm(Z - X, "linf") <= tau * (1 + 1e-12))
-            np.testing.assert_allclose(info["energy"], V.value(Z), rtol=0, atol=1e-14)
+            np.testing.assert_allclose(info.energy, V.value(Z), rtol=0, atol=1e-14)
             # |E − E_ref| ≤ 1e-6: the solver finds the brute-force minimum, and does not
             # beat it by more than the reference's own accuracy
-            np.testing.assert_allclose(info["energy"], ref, rtol=0, atol=1e-6, err_msg=f"{inner} tau={tau}")
+            np.testing.assert_allclose(info.energy, ref, rtol=0, atol=1e-6, err_msg=f"{inner} tau={tau}")
 
 
 def test_global_with_budget_matches_dense_grid():
@@ -152,10 +155,11 @@ def test_global_with_budget_matches_dense_grid():
     X = rng.uniform(-1, 1, (12, 2))
     c = X + rng.uniform(-0.1, 0.1, X.shape)
     eps, tau = 0.12, 0.1
-    Z, info = minmove_step(V, X, tau, budget=eps, center=c, inner="global")
+    step = minmove_step(V, X, tau, budget=eps, center=c, inner="global")
+    Z, info = step.x, step.info
     lo, hi = np.maximum(X - tau, c - eps), np.minimum(X + tau, c + eps)
     ref = _reference_linf(V, X, tau, lo, hi, m=101)
-    np.testing.assert_allclose(info["energy"], ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(info.energy, ref, rtol=0, atol=1e-6)
     assert np.all(norm(Z - c, "linf") <= eps * (1 + 1e-12))
 
 
@@ -164,14 +168,16 @@ def test_l2_local_and_global_agree_and_beat_every_grid_point():
     rng = np.random.default_rng(3)
     X = rng.uniform(-1.2, 1.2, (16, 2))
     tau = 0.05
-    Zl, il = minmove_step(V, X, tau, norm="l2", inner="local")
-    Zg, ig = minmove_step(V, X, tau, norm="l2", inner="global")
-    np.testing.assert_allclose(il["energy"], ig["energy"], rtol=0, atol=1e-6)
+    step = minmove_step(V, X, tau, norm="l2", inner="local")
+    Zl, il = step.x, step.info
+    step = minmove_step(V, X, tau, norm="l2", inner="global")
+    Zg, ig = step.x, step.info
+    np.testing.assert_allclose(il.energy, ig.energy, rtol=0, atol=1e-6)
     u = np.linspace(-1, 1, 161)
     U = np.stack(np.meshgrid(u, u), -1).reshape(-1, 2)
     U = U[np.linalg.norm(U, axis=1) <= 1] * tau
     grid_min = np.array([V.value(x + U).min() for x in X])
-    assert np.all(ig["energy"] <= grid_min + 1e-12)
+    assert np.all(ig.energy <= grid_min + 1e-12)
     assert np.all(norm(Zl - X, 2) <= tau * (1 + 1e-12)) and np.all(norm(Zg - X, 2) <= tau * (1 + 1e-12))
 
 
@@ -186,7 +192,8 @@ def test_local_solver_on_convex_quadratics_reaches_the_unique_minimum(seed, d, b
     X = rng.uniform(-1, 1, (4, d))
     tau = rng.uniform(0.02, 0.5)
     kw = dict(budget=0.3, center=X + 0.1) if budget else {}
-    Z, info = minmove_step(V, X, tau, inner="local", max_iter=200, max_evals=None, **kw)
+    step = minmove_step(V, X, tau, inner="local", max_iter=200, max_evals=None, **kw)
+    info = step.info
     lo, hi = X - tau, X + tau
     if budget:
         lo, hi = np.maximum(lo, X + 0.1 - 0.3), np.minimum(hi, X + 0.1 + 0.3)
@@ -194,7 +201,7 @@ def test_local_solver_on_convex_quadratics_reaches_the_unique_minimum(seed, d, b
         r = minimize(V.value, X[i], jac=V.grad, method="L-BFGS-B", bounds=list(zip(lo[i], hi[i])),
                      options={"ftol": 1e-15, "gtol": 1e-13, "maxiter": 2000})
         # both solve the same strongly convex problem; 1e-8 covers L-BFGS-B's stopping tolerance
-        assert abs(info["energy"][i] - r.fun) <= 1e-8 * (1 + abs(r.fun))
+        assert abs(info.energy[i] - r.fun) <= 1e-8 * (1 + abs(r.fun))
     assert MinMoveScheme().solver_for(V, False) == "local"
     assert MinMoveScheme().solver_for(Quadratic(np.diag(np.arange(1.0, d + 1))) + Linear(np.ones(d)), True) == "exact"
 
@@ -203,10 +210,11 @@ def test_lp_linear_step_is_the_steepest_vertex():
     a = np.array([1.0, -2.0, 0.5])
     X = np.array([[0.1, 0.2, 0.3], [-1.0, 0.0, 2.0]])
     for p in (1.0, 3.0, 2.0):
-        Z, info = minmove_step(Linear(a), X, 0.2, norm=p)
+        step = minmove_step(Linear(a), X, 0.2, norm=p)
+        Z, info = step.x, step.info
         np.testing.assert_allclose(Z, X + 0.2 * wflow.norms.steepest(-a, p), rtol=0, atol=1e-15)
         # the minimum of ⟨a, ·⟩ over the τ-ball is ⟨a, x⟩ − τ‖a‖_q
-        np.testing.assert_allclose(info["energy"], X @ a - 0.2 * wflow.norms.dual_norm(a, p), atol=1e-14)
+        np.testing.assert_allclose(info.energy, X @ a - 0.2 * wflow.norms.dual_norm(a, p), atol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,27 +235,31 @@ def test_flow_steps_respect_step_and_budget_and_never_increase_energy(norm_name)
     assert np.all(np.diff(E, axis=0) <= 0)
     info = res.step_info
     K = len(res.times) - 1
-    assert {"energy", "evals", "active", "fallback", "budget_active"} <= set(info)
-    assert info["energy"].shape == (K, 20) and info["evals"].shape == (K, 20)
-    np.testing.assert_allclose(info["energy"], E[1:], rtol=0, atol=1e-14)
-    assert np.all(info["evals"] <= 88)
-    np.testing.assert_array_equal(info["active"], steps >= tau * (1 - 1e-9))
+    assert isinstance(info, StepInfo) and info.budget_active is not None
+    assert info.energy.shape == (K, 20) and info.evals.shape == (K, 20)
+    np.testing.assert_allclose(info.energy, E[1:], rtol=0, atol=1e-14)
+    assert np.all(info.evals <= 88)
+    np.testing.assert_array_equal(info.active, steps >= tau * (1 - 1e-9))
     # the budget binds after t = ε for most particles: somewhere it must be recorded active
-    assert info["budget_active"].any() and not info["budget_active"][0].any()
+    assert info.budget_active.any() and not info.budget_active[0].any()
 
 
 def test_cbo_is_seeded_feasible_monotone_and_counts_900_evaluations():
     V = GaussianMixture.default()
     X = np.random.default_rng(5).uniform(-1, 1, (10, 2))
-    Z1, i1 = minmove_step(V, X, 0.1, inner="cbo", seed=7)
-    Z2, i2 = minmove_step(V, X, 0.1, inner="cbo", seed=7)
-    Z3, _ = minmove_step(V, X, 0.1, inner="cbo", seed=8)
+    step = minmove_step(V, X, 0.1, inner="cbo", seed=7)
+    Z1, i1 = step.x, step.info
+    step = minmove_step(V, X, 0.1, inner="cbo", seed=7)
+    Z2 = step.x
+    step = minmove_step(V, X, 0.1, inner="cbo", seed=8)
+    Z3 = step.x
     np.testing.assert_array_equal(Z1, Z2)
     assert not np.array_equal(Z1, Z3)
-    assert np.all(i1["evals"] == 1 + 30 * 30 + 1)  # V(x_k), 30 particles × 30 iterations, V(m_α)
-    assert np.all(i1["energy"] <= V.value(X)) and np.all(norm(Z1 - X, "linf") <= 0.1 * (1 + 1e-12))
-    Zc, ic = minmove_step(V, X, 0.1, inner="cbo", seed=7, n_particles=5, n_iter=4)
-    assert np.all(ic["evals"] == 1 + 20 + 1)
+    assert np.all(i1.evals == 1 + 30 * 30 + 1)  # V(x_k), 30 particles × 30 iterations, V(m_α)
+    assert np.all(i1.energy <= V.value(X)) and np.all(norm(Z1 - X, "linf") <= 0.1 * (1 + 1e-12))
+    step = minmove_step(V, X, 0.1, inner="cbo", seed=7, n_particles=5, n_iter=4)
+    ic = step.info
+    assert np.all(ic.evals == 1 + 20 + 1)
 
 
 def test_fallback_keeps_x_when_the_solver_cannot_improve():
@@ -255,11 +267,13 @@ def test_fallback_keeps_x_when_the_solver_cannot_improve():
     V = DoubleWell()
     X = np.array([[1.0, 0.0], [-1.0, 0.0]])
     for inner in ("local", "cbo"):
-        Z, info = minmove_step(V, X, 0.1, inner=inner, seed=0)
+        step = minmove_step(V, X, 0.1, inner=inner, seed=0)
+        Z, info = step.x, step.info
         np.testing.assert_array_equal(Z, X)
-        assert np.all(info["energy"] == V.value(X))
-    Z, info = minmove_step(V, X, 0.1, inner="cbo", seed=0)
-    assert info["fallback"].all()
+        assert np.all(info.energy == V.value(X))
+    step = minmove_step(V, X, 0.1, inner="cbo", seed=0)
+    Z, info = step.x, step.info
+    assert info.fallback.all()
 
 
 # ---------------------------------------------------------------------------------------
@@ -308,7 +322,7 @@ def test_per_particle_potentials_are_evaluated_row_aligned():
             exact = X0 + np.sign(M - X0) * np.minimum(res.times[:, None, None], np.abs(M - X0))
             np.testing.assert_allclose(res.positions, exact, rtol=0, atol=1e-9)
         else:  # CBO is approximate, but its energies are those of the right particle
-            np.testing.assert_allclose(res.step_info["energy"][-1], V.value(res.positions[-1]), atol=1e-14)
+            np.testing.assert_allclose(res.step_info.energy[-1], V.value(res.positions[-1]), atol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def test_references_fine_callable_and_flowresult_agree():
 def test_fgsm_vs_minimizing_movement_difference_decreases_over_five_halvings():
     V = GaussianMixture.default()
     x0 = np.random.default_rng(0).uniform(-1.2, 1.2, (12, 2))
-    res = fgsm_minmove_study(V, x0, T=1.0, eps=0.2, n_halvings=5)
+    res = fgsm_minmove_study(V, x0, T=1.0, tau_max=0.2, n_halvings=5)
     np.testing.assert_allclose(res.taus, 0.2 * 2.0 ** -np.arange(6))
     diff = res.columns["euler vs minmove"]
     assert np.all(np.diff(diff) <= 1e-12)  # never grows as τ halves
@@ -133,5 +133,5 @@ def test_bad_arguments():
         convergence_study(SEP, X0, 1.0, [0.1], schemes=[1, 2])
     with pytest.raises(ValueError, match="T"):
         convergence_study(SEP, X0, 0.0, [0.1])
-    with pytest.raises(ValueError, match="eps"):
-        fgsm_minmove_study(SEP, X0, eps=0.0)
+    with pytest.raises(ValueError, match="tau_max"):
+        fgsm_minmove_study(SEP, X0, tau_max=0.0)

@@ -208,7 +208,7 @@ def test_superpose_flow_result_marginals_are_the_flow_measures():
     w = rng.dirichlet(np.ones(7))
     res = wflow.solve_flow(V, ParticleMeasure(rng.normal(size=(7, 2)), w), T=1.0, tau=0.1)
     eta = superpose(res)
-    assert eta.curves.shape == (7, 11, 2) and eta.norm == "linf"
+    assert eta.curves.shape == (7, 11, 2) and eta.norm == wflow.norms.as_norm("linf") and str(eta.norm) == "linf"
     np.testing.assert_allclose(eta.weights, w, rtol=1e-15)
     for s in (0.0, 0.3, 0.37, 1.0):
         np.testing.assert_allclose(eta.marginal(s).points, res.measure(s).points, rtol=0, atol=1e-15)
@@ -256,7 +256,7 @@ def test_recovers_true_particle_curves_from_shuffled_snapshots():
     assert np.abs(eta.weights[o_rec] - w[o_true]).max() <= 1e-9
     for s, mu in zip(times, snaps):
         assert_same_measure(eta.marginal(s), mu)
-    np.testing.assert_allclose(eta.info["winf_steps"], np.diff(times), rtol=1e-9)
+    np.testing.assert_allclose(eta.info.winf_steps, np.diff(times), rtol=1e-9)
 
 
 def test_split_atoms_and_changing_sizes_keep_marginals_exact():
@@ -310,18 +310,18 @@ def test_property_marginals_exact_and_segments_bounded_by_winf(specs, gluing, no
         assert_same_measure(eta.marginal(s), mu, wtol=1e-15)
     # every segment joins a pair in the support of a W∞-optimal plan: length ≤ W∞(μ_k, μ_{k+1})
     step = wflow.norms.norm(np.diff(eta.curves, axis=1), norm)
-    assert np.all(step <= eta.info["winf_steps"][None] * (1 + 1e-14))
+    assert np.all(step <= eta.info.winf_steps[None] * (1 + 1e-14))
     for k in range(len(snaps) - 1):
-        assert eta.info["winf_steps"][k] == pytest.approx(wflow.winf(snaps[k], snaps[k + 1], norm), abs=1e-15)
+        assert eta.info.winf_steps[k] == pytest.approx(wflow.winf(snaps[k], snaps[k + 1], norm), abs=1e-15)
     # curve counts: the first plan with m entries continues m curves; then interval gluing adds at
     # most (entries − atoms) per step (a + b − 1 per atom), product gluing multiplies
     info = eta.info
-    n_prev = np.r_[info["n_atoms"][0], info["n_curves_steps"][:-1]]
+    n_prev = np.r_[info.n_atoms[0], info.n_curves_steps[:-1]]
     if gluing == "interval":
-        assert info["n_curves_steps"][0] == info["plan_entries"][0]
-        assert np.all(info["n_curves_steps"] <= n_prev + info["plan_entries"] - info["n_atoms"][:-1])
-    assert np.all(info["n_curves_steps"] >= np.maximum(n_prev, info["plan_entries"]))
-    assert info["n_curves_steps"][-1] == eta.n_curves
+        assert info.n_curves_steps[0] == info.plan_entries[0]
+        assert np.all(info.n_curves_steps <= n_prev + info.plan_entries - info.n_atoms[:-1])
+    assert np.all(info.n_curves_steps >= np.maximum(n_prev, info.plan_entries))
+    assert info.n_curves_steps[-1] == eta.n_curves
 
 
 def test_zero_weight_atoms_are_ignored_and_shuffling_does_not_matter():
@@ -382,12 +382,12 @@ def test_snapshot_validation_before_any_work(monkeypatch):
 
 
 def test_infeasible_coupling_is_refused(monkeypatch):
-    import wflow.transport as tr
+    import wflow.superposition as sp
 
     class Bad:
         rows, cols, mass, shape, value = np.array([0]), np.array([0]), np.array([0.7]), (1, 1), 0.0
 
-    monkeypatch.setattr(tr, "optimal_coupling", lambda *a, **k: Bad())
+    monkeypatch.setattr(sp, "optimal_coupling", lambda *a, **k: Bad())
     with pytest.raises(RuntimeError, match="misses their weights"):
         superpose_snapshots([np.zeros((1, 2)), np.ones((1, 2))], [0.0, 1.0])
 

@@ -22,6 +22,7 @@ from scipy.optimize import linear_sum_assignment, linprog
 from scipy.spatial.distance import cdist
 
 import wflow.transport as T
+import wflow.transport.geometry as G
 from wflow.measures import ParticleMeasure
 from wflow.norms import norm as norm_of
 from wflow.transport import (
@@ -29,6 +30,8 @@ from wflow.transport import (
     cost_matrix,
     labelled_upper_bound,
     optimal_coupling,
+    solve_wasserstein,
+    solve_winf,
     wasserstein,
     winf,
 )
@@ -157,7 +160,8 @@ def weighted_pair(draw, max_n=5):
 @given(uniform_pair(), st.sampled_from(NORMS))
 def test_winf_equals_brute_force(pair, norm):
     X, Y = pair
-    v, c = winf(X, Y, norm, return_coupling=True)
+    _r = solve_winf(X, Y, norm)
+    v, c = _r.value, _r.coupling
     assert v == brute_winf(X, Y, norm)
     assert v in cost_matrix(X, Y, norm)
     check_coupling(c, X, Y, norm)
@@ -168,7 +172,8 @@ def test_winf_equals_brute_force(pair, norm):
 def test_winf_weighted_equals_lp(pair, norm):
     X, a, Y, b = pair
     mu, nu = ParticleMeasure(X, a), ParticleMeasure(Y, b)
-    v, c = winf(mu, nu, norm, return_coupling=True)
+    _r = solve_winf(mu, nu, norm)
+    v, c = _r.value, _r.coupling
     assert abs(v - lp_winf(X, a, Y, b, norm)) <= 1e-12
     check_coupling(c, mu, nu, norm)
     assert np.all(a[c.rows] > 0) and np.all(b[c.cols] > 0)  # zero-weight atoms get no mass
@@ -194,26 +199,26 @@ def test_dense_and_kdtree_graphs_agree_with_lsa(n, norm, seed):
     if seed % 2:
         X, Y = np.round(8 * X) / 8, np.round(8 * Y) / 8  # ties and duplicates
     ref = lsa_winf(X, Y, norm)
-    saved = T._KD_MAX_DIM
-    try:
-        T._KD_MAX_DIM = 0  # dense distance matrix
-        dense = winf(X, Y, norm)
-    finally:
-        T._KD_MAX_DIM = saved
-    assert winf(X, Y, norm) == dense == ref  # default: KD-tree graphs in d = 2
+    modes = {}
+    for mode in ("dense", "blocks", "kdtree"):
+        saved = G.GRAPH_MODE
+        try:
+            G.GRAPH_MODE = mode
+            modes[mode] = winf(X, Y, norm)
+        finally:
+            G.GRAPH_MODE = saved
+    assert winf(X, Y, norm) == modes["dense"] == modes["blocks"] == modes["kdtree"] == ref
 
 
-@pytest.mark.parametrize("mode", ["kdtree", "dense"])
-def test_bottleneck_both_graph_modes(monkeypatch, mode):
-    if mode == "dense":
-        monkeypatch.setattr(T, "_KD_MAX_DIM", 0)
-    else:
-        monkeypatch.setattr(T, "DENSE_MAX", 0)
+@pytest.mark.parametrize("mode", ["kdtree", "dense", "blocks"])
+def test_bottleneck_all_graph_modes(monkeypatch, mode):
+    monkeypatch.setattr(G, "GRAPH_MODE", mode)
     rng = np.random.default_rng(3)
     X = rng.random((150, 2))
     Y = (X**3)[rng.permutation(150)] @ np.array([[0.8, -0.6], [0.6, 0.8]])
     for norm in ["linf", "l2"]:
-        v, c = winf(X, Y, norm, return_coupling=True)
+        _r = solve_winf(X, Y, norm)
+        v, c = _r.value, _r.coupling
         assert v == lsa_winf(X, Y, norm)
         check_coupling(c, X, Y, norm)
 
@@ -236,7 +241,8 @@ def test_zero_weight_atoms_are_ignored():
     X = np.array([[0.0, 0.0], [1.0, 0.0], [100.0, 100.0]])
     Y = np.array([[0.0, 0.5], [1.0, 0.5]])
     mu = ParticleMeasure(X, [0.5, 0.5, 0.0])
-    v, c = winf(mu, Y, return_coupling=True)
+    _r = solve_winf(mu, Y)
+    v, c = _r.value, _r.coupling
     assert v == 0.5
     assert c.shape == (3, 2) and 2 not in c.rows
     assert winf(mu, Y, "l2") == wasserstein(mu, Y, p=1, norm="l2")
@@ -295,7 +301,8 @@ def test_one_d_equals_general(n, m, uniform, seed):
     # embedded in 2-D with a zero coordinate: every ℓq distance is |x − y|
     mu2 = ParticleMeasure(np.c_[x, np.zeros(n)], a)
     nu2 = ParticleMeasure(np.c_[y, np.zeros(m)], b)
-    v1, c1 = winf(mu1, nu1, return_coupling=True)
+    _r = solve_winf(mu1, nu1)
+    v1, c1 = _r.value, _r.coupling
     assert v1 == winf(mu2, nu2)
     assert v1 == lp_winf(x[:, None], a, y[:, None], b, "linf")
     check_coupling(c1, mu1, nu1, "linf")
@@ -318,7 +325,8 @@ def test_one_d_large_closed_form():
 def test_wasserstein_against_lp(pair, p, norm):
     X, a, Y, b = pair
     mu, nu = ParticleMeasure(X, a), ParticleMeasure(Y, b)
-    v, plan = wasserstein(mu, nu, p, norm, return_plan=True)
+    res = solve_wasserstein(mu, nu, p, norm)
+    v, plan = res.value, res.coupling.to_dense()
     ref = lp_min_cost(a, b, cost_matrix(X, Y, norm) ** p) ** (1 / p)
     assert abs(v - ref) <= 1e-7 * (1 + ref)  # HiGHS optimality tolerance
     np.testing.assert_allclose(plan.sum(1), a, atol=1e-12)
@@ -342,13 +350,12 @@ def test_wasserstein_large_p_is_finite_and_below_winf():
         v = wasserstein(X, Y, p, "linf")
         assert np.isfinite(v) and v <= w * (1 + 1e-9)
         assert v >= wasserstein(X, Y, 2.0, "linf") * (1 - 1e-9)
-    # at p = 400 the simplex may not resolve the costs: a value or an error, never W_p > W∞
-    try:
-        v = wasserstein(X, Y, 400.0, "linf")
-    except RuntimeError as exc:
-        assert "W∞" in str(exc)
-    else:
-        assert v <= w * (1 + 1e-9)
+    # at p = 400, (d_min/d_max)^p underflows: a clear refusal, never a silent W_p
+    with pytest.raises(ValueError, match="winf"):
+        wasserstein(X, Y, 400.0, "linf")
+    # the example: p = 1e4 used to underflow to 0.0 and pass its own W_p ≤ W∞ check
+    with pytest.raises(ValueError, match="too large"):
+        wasserstein(X, Y, 1e4, "linf")
     assert wasserstein(X, Y, np.inf, "linf") == w
 
 

@@ -70,7 +70,7 @@ def test_every_mutant_is_caught_while_the_correct_flow_passes(name):
     make, against_snapshots = MUTANTS[name]
     eta = make(GM, x0, T, tau, "linf", weights=w)
     if name != "permuted_weights":
-        eta = CurveMeasure(eta.curves, w, eta.times, eta.p)
+        eta = CurveMeasure(eta.curves, w, eta.times, eta.norm)
     if against_snapshots:
         keep = [len(good.times) // 2, len(good.times) - 1]
         snaps = [good.measure(good.times[k]) for k in keep]

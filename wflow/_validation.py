@@ -19,11 +19,21 @@ def as_points(x, name: str = "x0", *, dim: int | None = None) -> np.ndarray:
         a = a[None, :]
     if a.ndim != 2 or a.shape[1] == 0:
         raise ValueError(f"{name} must have shape (d,) or (n, d) with d >= 1, got {np.shape(x)}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one point, got shape {np.shape(x)}")
     if dim is not None and a.shape[1] != dim:
         raise ValueError(f"{name} must have dimension d = {dim}, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
+
+
+class NonFiniteStep(ValueError):
+    """A scheme met a non-finite value or gradient; ``rows`` are the particles (block-local)."""
+
+    def __init__(self, message: str, rows):
+        super().__init__(message)
+        self.rows = np.asarray(rows, dtype=int).reshape(-1)
 
 
 def real(x, name: str, *, low: float | None = None, strict: bool = False, allow_inf: bool = False) -> float:
@@ -52,8 +62,12 @@ def rng_from(seed) -> np.random.Generator:
     """A numpy Generator from a seed, a Generator (used as is) or None (fresh entropy)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng(seed)
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        return np.random.default_rng(int(seed))
     if isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
     raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}")

@@ -1,36 +1,74 @@
-"""``solve_flow``: ∞-curves of maximal slope of a potential, for points and particle measures."""
+"""``solve_flow``: ∞-curves of maximal slope of a potential, for points and particle measures.
+
+Mathematics: ``docs/theory.md`` §2–4 (the inclusion, Euler/IFGSM, budgets) and §6 (measures);
+names and shapes: ``docs/conventions.md``.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+from tqdm.auto import tqdm
 
-from ._validation import as_points, integer, real, rng_from
+from ._validation import NonFiniteStep, as_points, integer, real, rng_from
+from .io import atomic_write, json_dumps
 from .measures import ParticleMeasure
-from .norms import dual_norm, norm_name, parse_norm
+from .memory import check_memory
+from .norms import Norm, as_norm
 from .potentials import FromCallables, Potential
-from .schemes import Ball, make_scheme
+from .schemes import make_scheme
+from .steps import BALL_ATOL, Ball, StepInfo
 
-__all__ = ["solve_flow", "FlowResult", "time_grid"]
+__all__ = ["solve_flow", "FlowResult", "time_grid", "check_flow_memory"]
 
 #: particles per block: each block runs through all steps while it sits in cache
 DEFAULT_CHUNK_BYTES = 1 << 18
+#: T/τ within this (relative) of an integer counts as that integer (:func:`time_grid`)
+GRID_RTOL = 1e-9
+
+
+def check_flow_memory(n: int, d: int, T: float, tau: float, stride: int = 1) -> float:
+    """Estimate the bytes :func:`solve_flow` allocates; raise beyond the memory limit.
+
+    Counts the stored trajectory and energies, 8 B × (⌈T/τ⌉/stride + 2) × n × (d + 1), and the
+    time grid with its step arrays, 8 B × 4 × (⌈T/τ⌉ + 1). See ``docs/cli.md``.
+
+    Returns
+    -------
+    float : the estimate in bytes.
+
+    Raises
+    ------
+    wflow.memory.MemoryLimitError
+        Beyond :func:`wflow.memory.memory_limit`, naming ``stride`` and the step count.
+    """
+    K_est = 0 if T == 0 else math.ceil(T / tau)
+    n_keep = K_est // stride + 2
+    nbytes = 8.0 * (4 * (K_est + 1) + n_keep * n * (d + 1))
+    check_memory(
+        nbytes,
+        f"the flow's trajectory ({n_keep}, {n}, {d}), energies and time grid ({K_est + 1} steps)",
+        "store fewer times with stride=..., take fewer steps (a larger tau or a smaller T) or fewer particles",
+    )
+    return nbytes
 
 
 def time_grid(T: float, tau: float) -> np.ndarray:
     """Grid 0 = t_0 < … < t_K = T with t_k = kτ and a last, shorter step if τ ∤ T.
 
-    K = ⌈T/τ⌉, where a ratio within 1e-9 (relative) of an integer counts as that integer, so
+    K = ⌈T/τ⌉, where a ratio within ``GRID_RTOL`` (relative) of an integer counts as that integer, so
     ``T = steps * tau`` gives exactly ``steps`` steps.
     """
     if T == 0:
         return np.zeros(1)
     ratio = T / tau
-    K = max(1, int(round(ratio)) if abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio) else math.ceil(ratio))
+    K = max(1, int(round(ratio)) if abs(ratio - round(ratio)) <= GRID_RTOL * max(1.0, ratio) else math.ceil(ratio))
     t = np.arange(K + 1, dtype=float) * tau
     t[-1] = T
     return t
@@ -39,6 +77,11 @@ def time_grid(T: float, tau: float) -> np.ndarray:
 @dataclass
 class FlowResult:
     """The computed flow: a piecewise-linear curve for every particle.
+
+    ``positions`` is time-major, (K+1, n, d): a step writes one (n, d) slab, and ``positions[k]``
+    is the snapshot μ_{t_k}. :class:`~wflow.superposition.CurveMeasure` stores curves
+    curve-major, (m, K+1, d). Use :meth:`trajectory` for one particle's curve and :meth:`at` for
+    a snapshot, which read the same on both (``docs/conventions.md``).
 
     Attributes
     ----------
@@ -49,16 +92,16 @@ class FlowResult:
     weights : ndarray, shape (n,)
         Particle weights (uniform unless a ParticleMeasure was given).
     potential : Potential
-    p : float
-        Exponent of the flow's norm.
+    norm : Norm
+        The flow's norm (``str(norm)`` is its name, e.g. ``"linf"``).
     tau : float
         Step size τ (the last step may be shorter; see :func:`time_grid`).
     scheme : str
     budget : float or None
         ε of the budget ball B_ε(center) (None: no budget).
     center : ndarray or None, shape (d,) or (n, d)
-    step_info : dict of ndarray, shape (K, n)
-        Per-step records of the scheme (empty for Euler).
+    step_info : StepInfo or None
+        Per-step records of the scheme, arrays of shape (K, n) (None for Euler).
     stride : int
         Every ``stride``-th grid step was stored.
     """
@@ -67,12 +110,12 @@ class FlowResult:
     positions: np.ndarray
     weights: np.ndarray
     potential: Potential
-    p: float
+    norm: Norm
     tau: float
     scheme: str
     budget: float | None = None
     center: np.ndarray | None = None
-    step_info: dict = field(default_factory=dict)
+    step_info: StepInfo | None = None
     stride: int = 1
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -89,10 +132,12 @@ class FlowResult:
     def T(self) -> float:
         return float(self.times[-1])
 
-    @property
-    def norm(self) -> str:
-        """Name of the flow's norm (``"linf"``, ``"l2"``, ...)."""
-        return norm_name(self.p)
+    def trajectory(self, i: int) -> np.ndarray:
+        """The stored curve of particle i, shape (K+1, d) (same as ``CurveMeasure.curves[i]``)."""
+        i = integer(i, "i")
+        if not -self.n_particles <= i < self.n_particles:
+            raise ValueError(f"i must index one of the {self.n_particles} particles, got {i}")
+        return self.positions[:, i]
 
     # -- derived quantities (computed once, on first use) ------------------------------------
     def _per_time(self, method: str) -> np.ndarray:
@@ -110,7 +155,7 @@ class FlowResult:
     def slopes(self) -> np.ndarray:
         """‖∇V(x_i(t_k))‖_*, shape (K+1, n) (the metric slope of V at each particle)."""
         if "slopes" not in self._cache:
-            self._cache["slopes"] = dual_norm(self._per_time("grad"), self.p)
+            self._cache["slopes"] = self.norm.dual(self._per_time("grad"))
         return self._cache["slopes"]
 
     def energy_curve(self) -> np.ndarray:
@@ -122,7 +167,7 @@ class FlowResult:
         return self.slopes @ self.weights
 
     # -- interpolation --------------------------------------------------------------------
-    def at(self, t) -> np.ndarray:
+    def at(self, t: ArrayLike) -> np.ndarray:
         """Piecewise-linear interpolant of the stored positions.
 
         Parameters
@@ -149,17 +194,17 @@ class FlowResult:
             out[exact] = self.positions[k[exact] + 1]
         return out[0] if ts.ndim == 0 else out
 
-    def measure(self, t) -> ParticleMeasure:
+    def measure(self, t: float) -> ParticleMeasure:
         """μ_t = Σ_i w_i δ_{x_i(t)} (the interpolant at time t)."""
         return ParticleMeasure(self.at(float(t)), self.weights)
 
     # -- output ---------------------------------------------------------------------------
-    def summary(self) -> dict:
-        """A JSON-ready dict of the run's settings and headline numbers."""
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the run's settings and headline numbers (no trajectories)."""
         E = self.energy_curve()
         return {
             "scheme": self.scheme,
-            "norm": self.norm,
+            "norm": str(self.norm),
             "tau": self.tau,
             "T": self.T,
             "n_particles": self.n_particles,
@@ -171,15 +216,17 @@ class FlowResult:
             "potential": repr(self.potential),
         }
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write times, positions, weights, energies to an ``.npz`` (settings as JSON inside)."""
-        path = os.fspath(path)
-        tmp = path + ".tmp.npz"
-        np.savez_compressed(
-            tmp, times=self.times, positions=self.positions, weights=self.weights,
-            energies=self.energies, summary=np.array(json.dumps(self.summary())),
-        )
-        os.replace(tmp, path)
+        energies = self.energies
+        summary = np.array(json_dumps(self.to_dict(), indent=None))
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, times=self.times, positions=self.positions, weights=self.weights,
+                                    energies=energies, summary=summary)
+
+        atomic_write(path, write)
 
 
 def _as_potential(potential) -> Potential:
@@ -213,15 +260,15 @@ def _probe(potential: Potential, X: np.ndarray) -> None:
 
 
 def solve_flow(
-    potential,
-    x0,
+    potential: Potential | Any,
+    x0: ArrayLike | ParticleMeasure,
     T: float,
     tau: float,
-    norm="linf",
+    norm: str | float | Norm = "linf",
     scheme: str = "euler",
     budget: float | None = None,
-    center=None,
-    seed=None,
+    center: ArrayLike | None = None,
+    seed: int | np.random.Generator | None = None,
     *,
     inner: str = "auto",
     selection: str = "canonical",
@@ -229,7 +276,7 @@ def solve_flow(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: bool = False,
-    **scheme_options,
+    **scheme_options: Any,
 ) -> FlowResult:
     """Simulate the ∞-curve of maximal slope of V from x0 on [0, T].
 
@@ -247,7 +294,7 @@ def solve_flow(
         Final time, T ≥ 0. Since ‖u'‖ ≤ 1, T is also the largest distance travelled.
     tau : float
         Step size τ > 0 (see :func:`time_grid` when τ does not divide T).
-    norm : {"linf", "l2", "l1"} or float p ≥ 1
+    norm : {"linf", "l2", "l1"}, float p ≥ 1 or Norm
         The norm of the flow (steps satisfy ‖x_{k+1} − x_k‖ ≤ τ in it).
     scheme : {"euler", "minmove"}
         ``"euler"``: x_{k+1} = x_k + τ v_k, v_k ∈ ∂‖·‖_*(−∇V(x_k)) (sign descent / IFGSM for ℓ∞).
@@ -306,18 +353,19 @@ def solve_flow(
         raise ValueError(f"x0 has dimension {d} but the potential is defined for d = {potential.dim}")
     T = real(T, "T", low=0.0)
     tau = real(tau, "tau", low=0.0, strict=True)
-    p = parse_norm(norm, name="norm")
+    nrm = as_norm(norm)
     stride = integer(stride, "stride", low=1)
     ball = None
     if budget is not None:
         budget = real(budget, "budget", low=0.0)
         c = X0 if center is None else np.asarray(center, dtype=float)
+        given_shape = c.shape
         if c.ndim == 1:
             c = c[None, :]
         if c.ndim != 2 or c.shape[1] != d or c.shape[0] not in (1, n) or not np.all(np.isfinite(c)):
-            raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {np.shape(center)}")
+            raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {given_shape}")
         c = c[0] if c.shape[0] == 1 and n > 1 else c
-        ball = Ball(c.copy(), budget, p)
+        ball = Ball(c.copy(), budget, nrm)
     elif center is not None:
         raise ValueError("center is only used with a budget: pass budget=eps as well")
     if chunk_size is None:
@@ -328,11 +376,13 @@ def solve_flow(
         options["inner"] = inner
     elif inner != "auto":
         raise ValueError(f"inner is an option of scheme='minmove', not of scheme={scheme!r}")
-    stepper = make_scheme(scheme, p, selection, **options)
+    stepper = make_scheme(scheme, nrm, selection, **options)
     rng = rng_from(seed)
     _probe(potential, X0)
-    if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=1e-12)):
+    if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=BALL_ATOL)):
         raise ValueError("x0 must lie in the budget ball B_budget(center)")
+
+    check_flow_memory(n, d, T, tau, stride)
 
     # ---- the loop: blocks of particles, each through all steps ----
     grid = time_grid(T, tau)
@@ -340,7 +390,7 @@ def solve_flow(
     # step sizes: exactly τ (not differences of rounded grid times), the last one T − (K−1)τ
     h = np.full(K, tau)
     if K:
-        h[-1] = min(tau, T - (K - 1) * tau) if not np.isclose(T, K * tau, rtol=1e-9, atol=0) else tau
+        h[-1] = min(tau, T - (K - 1) * tau) if not np.isclose(T, K * tau, rtol=GRID_RTOL, atol=0) else tau
     keep = np.unique(np.r_[np.arange(0, K + 1, stride), K])
     slot = np.full(K + 1, -1)
     slot[keep] = np.arange(len(keep))
@@ -348,15 +398,13 @@ def solve_flow(
     traj[0] = X0
     n_chunks = -(-n // chunk_size)
     rngs = rng.spawn(n_chunks) if n_chunks > 1 else [rng]
-    block_infos: list[list[dict]] = [[] for _ in range(n_chunks)]
+    block_infos: list[list[StepInfo]] = [[] for _ in range(n_chunks)]
     if workers is None:
         parallel = potential.thread_safe and getattr(stepper, "thread_safe", False)
         workers = min(os.cpu_count() or 1, n_chunks) if parallel else 1
     workers = integer(workers, "workers", low=1)
     bar = None
     if progress and K > 0:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=K * n_chunks, desc=f"{scheme} flow", unit="block-step", leave=False)
 
     def run_block(b: int) -> None:
@@ -368,7 +416,13 @@ def solve_flow(
         for k in range(K):
             # write straight into the stored trajectory; unstored steps go to scratch
             dest = traj[slot[k + 1], sl] if slot[k + 1] >= 0 else scratch[0] if x is not scratch[0] else scratch[1]
-            info = stepper.step(pot, x, h[k], bball, dest, rngs[b])
+            try:
+                info = stepper.step(pot, x, h[k], bball, dest, rngs[b])
+            except NonFiniteStep as exc:
+                i = sl.start + int(exc.rows[0])
+                raise ValueError(f"{exc} at step {k + 1} (t = {grid[k]:g} → {grid[k + 1]:g}), particle {i} "
+                                 f"(x = {np.array2string(x[exc.rows[0]], precision=6)}); "
+                                 f"{len(exc.rows)} particle(s) affected") from None
             if info:
                 block_infos[b].append(info)
             x = dest
@@ -380,30 +434,25 @@ def solve_flow(
             for b in range(n_chunks):
                 run_block(b)
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(run_block, range(n_chunks)))
     finally:
         if bar is not None:
             bar.close()
     if not np.all(np.isfinite(traj[-1])):
-        bad = int(np.argmax(~np.all(np.isfinite(traj), axis=(1, 2))))
-        raise ValueError(
-            f"potential.grad returned non-finite values during the flow (positions non-finite from stored time {grid[keep[bad]]:g})"
-        )
-    step_info = {}
-    if block_infos[0]:
-        for key in block_infos[0][0]:
-            step_info[key] = np.stack(
-                [np.concatenate([block_infos[b][k][key] for b in range(n_chunks)]) for k in range(K)]
-            )
+        _raise_nonfinite(potential, traj, grid[keep])
+    v_end = potential.value(traj[-1])
+    if not np.all(np.isfinite(v_end)):
+        i = int(np.flatnonzero(~np.isfinite(v_end))[0])
+        raise ValueError(f"potential.value is non-finite at the end of the flow (t = {T:g}) for particle {i} "
+                         f"(x = {np.array2string(traj[-1, i], precision=6)})")
+    step_info = StepInfo.stack(block_infos) if block_infos[0] else None
     return FlowResult(
         times=grid[keep],
         positions=traj,
         weights=np.full(n, 1.0 / n) if weights is None else weights,
         potential=potential,
-        p=p,
+        norm=nrm,
         tau=tau,
         scheme=scheme,
         budget=budget,
@@ -411,3 +460,21 @@ def solve_flow(
         step_info=step_info,
         stride=stride,
     )
+
+
+def _raise_nonfinite(potential: Potential, traj: np.ndarray, times: np.ndarray) -> None:
+    """Name the first stored time and particle where the positions stopped being finite, and why."""
+    finite = np.all(np.isfinite(traj), axis=2)  # (K+1, n)
+    k = int(np.argmax(~np.all(finite, axis=1)))
+    i = int(np.flatnonzero(~finite[k])[0])
+    last = traj[k - 1, i] if k > 0 else traj[0, i]
+    where = f"particle {i}, between stored times {times[max(k - 1, 0)]:g} and {times[k]:g}"
+    if np.max(np.abs(last)) > 1e300:
+        raise ValueError(f"the positions overflowed the float64 range ({where}; |x| reached "
+                         f"{np.max(np.abs(last)):.3g}): rescale the problem or shorten T")
+    g = potential.grad(last[None])
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"potential.grad returned non-finite values during the flow ({where}, "
+                         f"x = {np.array2string(last, precision=6)})")
+    raise ValueError(f"the positions became non-finite during the flow ({where})")
+

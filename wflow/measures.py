@@ -1,10 +1,14 @@
-"""Discrete probability measures μ = Σ_i w_i δ_{x_i} on R^d."""
+"""Discrete probability measures μ = Σ_i w_i δ_{x_i} on R^d (``docs/theory.md`` §6)."""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
-from .norms import dual_norm, parse_norm
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .norms import Norm, as_norm
+from .potentials import PotentialLike
 
 __all__ = ["ParticleMeasure", "as_measure", "probability_weights"]
 
@@ -12,7 +16,7 @@ __all__ = ["ParticleMeasure", "as_measure", "probability_weights"]
 WEIGHT_SUM_TOL = 1e-12
 
 
-def probability_weights(weights, n: int, *, normalize: bool = False, owner: str = "points") -> np.ndarray:
+def probability_weights(weights: ArrayLike, n: int, *, normalize: bool = False, owner: str = "points") -> np.ndarray:
     """Validate probability weights: shape (n,), finite, ≥ 0, summing to 1.
 
     The sum must be 1 within ``WEIGHT_SUM_TOL`` unless ``normalize=True``, in which case the
@@ -29,11 +33,13 @@ def probability_weights(weights, n: int, *, normalize: bool = False, owner: str 
         raise ValueError("weights contains NaN or infinite values")
     if np.any(w < 0):
         raise ValueError(f"weights must be >= 0, got minimum {w.min():g}")
-    total = w.sum()
     if normalize:
-        if total <= 0:
+        top = w.max()
+        if top <= 0:
             raise ValueError("weights sum to 0: cannot normalize")
-        return w / total
+        w = w / top  # first scale to max 1: the sum of huge weights (1e308) would overflow
+        return w / w.sum()
+    total = w.sum()
     if abs(total - 1.0) > WEIGHT_SUM_TOL:
         raise ValueError(
             f"weights must sum to 1 within {WEIGHT_SUM_TOL:g} (got {total!r}); "
@@ -65,6 +71,8 @@ class ParticleMeasure:
     """
 
     __slots__ = ("points", "weights")
+    points: np.ndarray
+    weights: np.ndarray
 
     def __init__(self, points, weights=None, *, normalize: bool = False, drop_zero: bool = False):
         if isinstance(points, ParticleMeasure):
@@ -121,21 +129,21 @@ class ParticleMeasure:
         """Barycentre Σ w_i x_i, shape (d,)."""
         return self.weights @ self.points
 
-    def pushforward(self, f) -> "ParticleMeasure":
+    def pushforward(self, f: Callable[[np.ndarray], ArrayLike]) -> ParticleMeasure:
         """f_# μ for a batched map f: (n, d) -> (n, d')."""
         return ParticleMeasure(np.asarray(f(self.points), dtype=float), self.weights)
 
     # -- potential energy -----------------------------------------------------------------
-    def energy(self, potential) -> float:
+    def energy(self, potential: PotentialLike) -> float:
         """𝓔(μ) = ∫ V dμ = Σ_i w_i V(x_i)."""
         return float(self.weights @ potential.value(self.points))
 
-    def slope(self, potential, norm="linf") -> float:
+    def slope(self, potential: PotentialLike, norm: str | float | Norm = "linf") -> float:
         """W∞-slope of the potential energy, |∂𝓔|(μ) = ∫ ‖∇V‖_* dμ = Σ_i w_i ‖∇V(x_i)‖_*."""
-        return float(self.weights @ dual_norm(potential.grad(self.points), parse_norm(norm)))
+        return float(self.weights @ as_norm(norm).dual(potential.grad(self.points)))
 
 
-def as_measure(mu, name: str = "mu") -> ParticleMeasure:
+def as_measure(mu: ParticleMeasure | ArrayLike, name: str = "mu") -> ParticleMeasure:
     """A :class:`ParticleMeasure` from a measure or a plain array (uniform weights)."""
     if isinstance(mu, ParticleMeasure):
         return mu

@@ -4,7 +4,7 @@ One step of the scheme solves, for every particle independently,
 
     x_{k+1} ∈ argmin { V(x) : ‖x − x_k‖ ≤ τ, ‖x − c‖ ≤ ε }          (the budget term is optional)
 
-in the flow's ℓp norm. For ℓ∞ the feasible set is a box (the intersection of two boxes), for ℓ2
+in the flow's norm. For ℓ∞ the feasible set is a box (the intersection of two boxes), for ℓ2
 the intersection of two Euclidean balls (projected onto exactly), for other p the intersection
 of two ℓp balls (projected onto with Dykstra's algorithm). The step is the p → ∞ limit of
 argmin V(x) + ‖x − x_k‖^p / (p τ^{p−1}); its interpolants converge to ∞-curves of maximal slope.
@@ -33,26 +33,31 @@ Inner solvers (``inner=``):
 ``"auto"``
     ``"exact"`` where a closed form applies, else ``"local"``.
 
-Every step records per particle: ``energy`` V(x_{k+1}), ``evals`` (number of potential
-evaluations used by the inner solver, counting a value and a gradient as one evaluation each),
-``active`` (‖x_{k+1} − x_k‖ = τ up to 1e-9 relative), ``fallback`` (the solver's candidate was
-worse than x_k, so x_{k+1} = x_k) and, with a budget, ``budget_active``. The iterative solvers
-never increase V: a candidate with V(candidate) > V(x_k) is replaced by x_k.
+Every step returns a :class:`~wflow.steps.StepInfo` per particle (energy, evaluations, active
+constraints, fallbacks). The iterative solvers never increase V: a candidate with
+V(candidate) > V(x_k) is replaced by x_k. Mathematics: ``docs/theory.md`` (minimizing movement).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ._validation import integer, real
-from .norms import SELECTIONS, norm, parse_norm, project_ball, steepest
-from .potentials import Linear, Potential, Quadratic, ScaledPotential, SumPotential
+from ._validation import NonFiniteStep, as_points, integer, real, rng_from
+from .norms import SELECTIONS, Norm, as_norm, project_ball, steepest
+from .norms import norm as _norm
+from .potentials import Potential, ScaledPotential, SumPotential, quadratic_coefficients
+from .steps import BALL_ATOL, Ball, StepInfo, StepResult
 
-__all__ = ["MinMoveScheme", "INNER_SOLVERS", "minmove_step", "project_intersection"]
+__all__ = ["MinMoveScheme", "INNER_SOLVERS", "ACTIVE_RTOL", "minmove_step", "project_intersection"]
+
+#: a step (budget) constraint counts as active when ‖x_{k+1} − x_k‖ ≥ τ(1 − ACTIVE_RTOL)
+ACTIVE_RTOL = 1e-9
 
 INNER_SOLVERS = ("auto", "exact", "local", "global", "cbo")
 
-_DEFAULTS = {
+_DEFAULTS: dict[str, dict[str, Any]] = {
     "exact": {},
     "local": {"max_iter": 40, "max_evals": 88, "rtol": 1e-12},
     "global": {"points_per_dim": None, "n_seeds": 4, "max_iter": 200, "rtol": 1e-14},
@@ -73,56 +78,69 @@ def _project_two_l2(Y, a, r1, b, r2):
     component of Y − m orthogonal to u. Assumes the balls intersect.
     """
     P1 = project_ball(Y, a, r1, 2.0)
-    ok1 = norm(P1 - b, 2.0) <= r2 * (1 + 1e-14)
+    ok1 = _norm(P1 - b, 2.0) <= r2 * (1 + 1e-14)
     P2 = project_ball(Y, b, r2, 2.0)
-    ok2 = norm(P2 - a, 2.0) <= r1 * (1 + 1e-14)
+    ok2 = _norm(P2 - a, 2.0) <= r1 * (1 + 1e-14)
     Z = np.where(ok1[:, None], P1, P2)
     both = ~ok1 & ~ok2
     if both.any():
         y, aa, bb = Y[both], a[both], b[both]
         u = bb - aa
-        D = norm(u, 2.0)
+        D = _norm(u, 2.0)
         u = u / D[:, None]
         t = (D**2 + r1**2 - r2**2) / (2 * D)
         rho = np.sqrt(np.maximum(r1**2 - t**2, 0.0))
         m = aa + t[:, None] * u
         w = y - m
         w -= np.einsum("nd,nd->n", w, u)[:, None] * u
-        wn = norm(w, 2.0)
+        wn = _norm(w, 2.0)
         zero = wn <= 1e-300
         if zero.any():  # y on the axis: every point of the sphere is nearest; take one
             e = np.zeros_like(w[zero])
             e[np.arange(e.shape[0]), np.argmin(np.abs(u[zero]), axis=1)] = 1.0
             e -= np.einsum("nd,nd->n", e, u[zero])[:, None] * u[zero]
             w[zero] = e
-            wn[zero] = norm(e, 2.0)
+            wn[zero] = _norm(e, 2.0)
         Z[both] = m + (rho / wn)[:, None] * w
     return Z
 
 
-def project_intersection(Y, x, tau, center=None, eps=None, p="linf", *, max_iter=200, tol=1e-14):
-    """Euclidean projection of the rows of Y onto B_τ(x) ∩ B_ε(center) in the ℓp norm.
+def project_intersection(
+    Y: np.ndarray,
+    x: np.ndarray,
+    tau: float,
+    center: np.ndarray | None = None,
+    budget: float | None = None,
+    norm: str | float | Norm = "linf",
+    *,
+    max_iter: int = 200,
+    rtol: float = 1e-14,
+) -> np.ndarray:
+    """Euclidean projection of the rows of Y onto B_τ(x) ∩ B_budget(center) in the given norm.
 
     ℓ∞: clipping into the intersection box (exact). ℓ2: exact (:func:`_project_two_l2`).
     Other p: Dykstra's algorithm (alternating projections with corrections) until the
-    iterates move less than ``tol`` · (τ + ε), then a feasibility repair (project onto the
-    budget ball, shrink towards x) so that the result is always feasible.
+    iterates move less than ``rtol`` · (τ + budget), then a feasibility repair (project onto
+    the budget ball, shrink towards x) so that the result is always feasible.
 
     Parameters
     ----------
     Y, x : arrays, shape (n, d)
     tau : float
     center : array, shape (d,) or (n, d), optional
-    eps : float, optional
-        Budget radius (with ``center``). x must lie in B_ε(center).
-    p : norm specification
+    budget : float, optional
+        Radius ε of the admissible ball (with ``center``). x must lie in B_ε(center).
+    norm : norm specification
     """
-    p = parse_norm(p, name="p")
+    p = as_norm(norm).p
     Y = np.asarray(Y, dtype=float)
     x = np.broadcast_to(np.asarray(x, dtype=float), Y.shape)
     if center is None:
         Z = project_ball(Y, x, tau, p)
         return Z if p in (2.0, np.inf) else _shrink_into(Z, x, tau, p)
+    if budget is None:
+        raise ValueError("budget is required when center is given")
+    eps = float(budget)
     c = np.broadcast_to(np.asarray(center, dtype=float), Y.shape)
     if p == np.inf:
         return np.clip(Y, np.maximum(x - tau, c - eps), np.minimum(x + tau, c + eps))
@@ -130,14 +148,14 @@ def project_intersection(Y, x, tau, center=None, eps=None, p="linf", *, max_iter
         Z = _project_two_l2(Y, x, tau, c, eps)
         return _repair(Z, x, tau, c, eps, p)
     Z = project_ball(Y, x, tau, p)
-    inside = norm(x - c, p) + tau <= eps  # B_τ(x) ⊂ B_ε(c): one projection is exact
+    inside = _norm(x - c, p) + tau <= eps  # B_τ(x) ⊂ B_ε(c): one projection is exact
     rows = np.flatnonzero(~inside)
     if rows.size:
         y, xr, cr = Y[rows], x[rows], c[rows]
         z = y.copy()
         P = np.zeros_like(y)
         Q = np.zeros_like(y)
-        scale = tol * (tau + eps)
+        scale = rtol * (tau + eps)
         for _ in range(max_iter):
             w = project_ball(z + P, xr, tau, p)
             P = z + P - w
@@ -155,7 +173,7 @@ def _shrink_into(Z, x, tau, p):
     """Z pulled towards x along the segment until ‖Z − x‖ ≤ τ (the iterative ℓp/ℓ1 ball
     projections meet the radius only to ~1e-13 relative; the step bound must hold exactly)."""
     D = Z - x
-    nd = norm(D, p)
+    nd = _norm(D, p)
     s = np.where(nd > tau, tau / np.where(nd > 0, nd, 1.0), 1.0)
     return x + s[:, None] * D
 
@@ -174,29 +192,29 @@ class _Feasible:
     def __init__(self, X, tau, ball, p):
         self.X, self.tau, self.p = X, float(tau), p
         if ball is None:
-            self.c, self.eps = None, None
+            self.c, self.budget = None, None
             lo, hi = X - tau, X + tau
         else:
             self.c = np.broadcast_to(ball.center, X.shape)
-            self.eps = float(ball.radius)
-            lo = np.maximum(X - tau, self.c - self.eps)
-            hi = np.minimum(X + tau, self.c + self.eps)
+            self.budget = float(ball.budget)
+            lo = np.maximum(X - tau, self.c - self.budget)
+            hi = np.minimum(X + tau, self.c + self.budget)
         self.lo, self.hi = lo, hi  # the box itself for ℓ∞, a bounding box otherwise
 
     def project(self, Y, rows):
         if self.p == np.inf:
             return np.clip(Y, self.lo[rows], self.hi[rows])
         # general p: a few Dykstra sweeps plus the feasibility repair (a feasible retraction;
-        # each ℓp-ball projection is itself a bisection, so exact projections would dominate)
+        # each ℓp-ball projection is itself iterative, so exact projections would dominate)
         return project_intersection(
-            Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.eps, self.p,
+            Y, self.X[rows], self.tau, None if self.c is None else self.c[rows], self.budget, self.p,
             max_iter=5,
         )
 
     def feasible(self, Y, rows, rtol=1e-12):
-        ok = norm(Y - self.X[rows], self.p) <= self.tau * (1 + rtol)
+        ok = _norm(Y - self.X[rows], self.p) <= self.tau * (1 + rtol)
         if self.c is not None:
-            ok &= norm(Y - self.c[rows], self.p) <= self.eps * (1 + rtol) + 1e-300
+            ok &= _norm(Y - self.c[rows], self.p) <= self.budget * (1 + rtol) + 1e-300
         return ok
 
 
@@ -268,33 +286,8 @@ class _Oracle:
 # ------------------------------------------------------------------------------------------
 # closed forms
 # ------------------------------------------------------------------------------------------
-def _quadratic_data(pot: Potential):
-    """(A, b) with V = ½xᵀAx + bᵀx + const (A None for linear V), or None if V is not of that form."""
-    if isinstance(pot, Linear):
-        return None, pot.a
-    if isinstance(pot, Quadratic):
-        return pot.A, pot.b
-    if isinstance(pot, ScaledPotential):
-        q = _quadratic_data(pot.base)
-        if q is None:
-            return None
-        A, b = q
-        return (None if A is None else pot.scale * A), pot.scale * b
-    if isinstance(pot, SumPotential):
-        A, b = None, 0.0
-        for part in pot.parts:
-            q = _quadratic_data(part)
-            if q is None:
-                return None
-            if q[0] is not None:
-                A = q[0] if A is None else A + q[0]
-            b = b + q[1]
-        return A, np.asarray(b, dtype=float)
-    return None
-
-
 def _exact_kind(pot: Potential, p: float, has_ball: bool) -> str | None:
-    q = _quadratic_data(pot)
+    q = quadratic_coefficients(pot)
     if q is None:
         return None
     A, _ = q
@@ -313,7 +306,9 @@ def _exact_kind(pot: Potential, p: float, has_ball: bool) -> str | None:
 def _exact_step(kind, pot, feas: _Feasible, selection, rng):
     X, tau, p = feas.X, feas.tau, feas.p
     n, d = X.shape
-    A, b = _quadratic_data(pot)
+    q = quadratic_coefficients(pot)
+    assert q is not None  # _exact_kind found a closed form
+    A, b = q
     b = np.broadcast_to(np.asarray(b, dtype=float), (d,))
     rows = np.arange(n)
     if p == np.inf and kind in ("linear", "separable"):
@@ -342,8 +337,9 @@ def _exact_step(kind, pot, feas: _Feasible, selection, rng):
         v = steepest(np.broadcast_to(-b, X.shape), p, selection=selection, rng=rng)
         return X + tau * v
     if kind == "linear":  # ℓ2, two balls
-        return _linear_two_l2(b, X, tau, feas.c, feas.eps, selection, rng)
+        return _linear_two_l2(b, X, tau, feas.c, feas.budget, selection, rng)
     if kind == "isotropic":  # ℓ2: argmin ½α‖x + b/α‖² over C = projection of −b/α
+        assert A is not None
         alpha = A[0, 0]
         target = np.broadcast_to(-b / alpha, X.shape)
         return feas.project(np.array(target), rows)
@@ -358,21 +354,21 @@ def _linear_two_l2(a, X, tau, c, eps, selection, rng):
         return project_intersection(X + tau * v, X, tau, c, eps, 2.0)
     ah = a / na
     z1 = X - tau * ah
-    ok1 = norm(z1 - c, 2.0) <= eps * (1 + 1e-14)
+    ok1 = _norm(z1 - c, 2.0) <= eps * (1 + 1e-14)
     z2 = c - eps * ah
-    ok2 = norm(z2 - X, 2.0) <= tau * (1 + 1e-14)
+    ok2 = _norm(z2 - X, 2.0) <= tau * (1 + 1e-14)
     Z = np.where(ok1[:, None], z1, z2)
     both = ~ok1 & ~ok2
     if both.any():
         # the minimizer lies on both spheres: m + ρ w, w the unit direction of −a ⟂ u
         aa, bb = X[both], c[both]
         u = bb - aa
-        D = norm(u, 2.0)
+        D = _norm(u, 2.0)
         u = u / D[:, None]
         t = (D**2 + tau**2 - eps**2) / (2 * D)
         rho = np.sqrt(np.maximum(tau**2 - t**2, 0.0))
         w = -np.broadcast_to(ah, u.shape) + np.einsum("d,nd->n", ah, u)[:, None] * u
-        wn = norm(w, 2.0)
+        wn = _norm(w, 2.0)
         w = np.divide(w, wn[:, None], out=np.zeros_like(w), where=wn[:, None] > 0)
         Z[both] = aa + t[:, None] * u + rho[:, None] * w
     return _repair(Z, X, tau, c, eps, 2.0)
@@ -538,8 +534,8 @@ class MinMoveScheme:
 
     Parameters
     ----------
-    p : float
-        Exponent of the flow's norm, in [1, ∞].
+    norm : norm specification
+        The flow's norm (name, order p ≥ 1 or :class:`~wflow.norms.Norm`).
     selection : {"canonical", "random"}
         Where the minimizer is not unique in closed form (zero coefficients of a linear or
         separable quadratic V), ``"canonical"`` keeps the coordinate of x_k (sign(0) = 0),
@@ -559,15 +555,15 @@ class MinMoveScheme:
     name = "minmove"
     thread_safe = True  # configuration only; randomness comes from the per-block rng
 
-    def __init__(self, p: float = np.inf, selection: str = "canonical", inner: str = "auto",
-                 inner_options: dict | None = None, **options):
+    def __init__(self, norm: str | float | Norm = "linf", selection: str = "canonical", inner: str = "auto",
+                 inner_options: dict | None = None, **options: Any):
         if options:
             raise TypeError(f"unknown options of the minmove scheme: {sorted(options)} (use inner_options=)")
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
         if not isinstance(inner, str) or inner not in INNER_SOLVERS:
             raise ValueError(f"inner must be one of {INNER_SOLVERS}, got {inner!r}")
-        self.p, self.selection, self.inner = parse_norm(p), selection, inner
+        self.norm, self.selection, self.inner = as_norm(norm), selection, inner
         key = "local" if inner == "auto" else inner
         if inner_options is not None and not isinstance(inner_options, dict):
             raise TypeError(f"inner_options must be a dict, got {type(inner_options).__name__}")
@@ -588,30 +584,32 @@ class MinMoveScheme:
                 opts[name] = real(opts[name], f"inner_options[{name!r}]", low=0.0)
         self.options = opts
 
-    def __repr__(self):
-        return f"MinMoveScheme(p={self.p:g}, inner={self.inner!r}, selection={self.selection!r})"
+    def __repr__(self) -> str:
+        return f"MinMoveScheme(norm={self.norm.name!r}, inner={self.inner!r}, selection={self.selection!r})"
 
     def solver_for(self, potential: Potential, has_ball: bool) -> str:
         """The inner solver used for ``potential`` (resolves ``"auto"``)."""
         if self.inner == "auto":
-            return "exact" if _exact_kind(potential, self.p, has_ball) else "local"
+            return "exact" if _exact_kind(potential, self.norm.p, has_ball) else "local"
         return self.inner
 
-    def step(self, potential, X, tau, ball, out, rng=None):
+    def step(self, potential: Potential, X: np.ndarray, tau: float, ball: Ball | None,
+             out: np.ndarray, rng: np.random.Generator | None = None) -> StepInfo:
         """Write x_{k+1} for every row of X into ``out``; return the per-particle step record."""
         rng = np.random.default_rng() if rng is None else rng
         n = X.shape[0]
         rows = np.arange(n)
-        feas = _Feasible(X, tau, ball, self.p)
+        p = self.norm.p
+        feas = _Feasible(X, tau, ball, p)
         solver = self.solver_for(potential, ball is not None)
         oracle = _Oracle(potential, X)
         fallback = np.zeros(n, dtype=bool)
         if solver == "exact":
-            kind = _exact_kind(potential, self.p, ball is not None)
+            kind = _exact_kind(potential, p, ball is not None)
             if kind is None:
                 raise ValueError(
                     "inner='exact' needs a linear potential (ℓ∞, ℓ2, or any p without budget), a separable "
-                    f"quadratic (ℓ∞) or an isotropic quadratic (ℓ2); got {potential!r} in ℓ{self.p:g}"
+                    f"quadratic (ℓ∞) or an isotropic quadratic (ℓ2); got {potential!r} in {self.norm}"
                 )
             Z = _exact_step(kind, potential, feas, self.selection, rng)
             energy = oracle.value(Z, rows)  # exact minimizers: V(Z) ≤ V(x_k), no fallback needed
@@ -621,48 +619,59 @@ class MinMoveScheme:
                 Z, energy = _cbo(oracle, feas, v0, rng, self.options)
             else:
                 v0, g0 = oracle.value_and_grad(X, rows)
-                if not (np.all(np.isfinite(v0)) and np.all(np.isfinite(g0))):
-                    raise ValueError("potential returned non-finite values during the minmove flow")
+                bad = ~(np.isfinite(v0) & np.all(np.isfinite(g0), axis=1))
+                if bad.any():
+                    raise NonFiniteStep("potential.value or potential.grad is non-finite at the start "
+                                        "of a minimizing-movement step", np.flatnonzero(bad))
                 run = _local if solver == "local" else _global
                 Z, energy = run(oracle, feas, v0, g0, self.selection, rng, self.options)
+            bad = ~np.isfinite(energy) | ~np.all(np.isfinite(Z), axis=1)
+            if bad.any():  # a NaN candidate would otherwise "fall back" and freeze the particle
+                raise NonFiniteStep("the minimizing-movement inner solver met non-finite values of the "
+                                    "potential (or its gradient)", np.flatnonzero(bad))
             fallback = ~(energy <= v0)
             if fallback.any():
                 Z[fallback] = X[fallback]
                 energy = np.where(fallback, v0, energy)
+        if solver == "exact" and not np.all(np.isfinite(energy)):
+            raise NonFiniteStep("potential.value is non-finite after an exact minimizing-movement step",
+                                np.flatnonzero(~np.isfinite(energy)))
         out[...] = Z
-        step_len = norm(out - X, self.p)
-        info = {
-            "energy": energy,
-            "evals": oracle.evals.copy(),
-            "active": step_len >= tau * (1 - 1e-9),
-            "fallback": fallback,
-        }
+        step_len = _norm(out - X, p)
+        budget_active = None
         if ball is not None:
-            info["budget_active"] = norm(out - feas.c, self.p) >= ball.radius * (1 - 1e-9)
-        return info
+            budget_active = _norm(out - feas.c, p) >= ball.budget * (1 - ACTIVE_RTOL)
+        return StepInfo(energy=energy, evals=oracle.evals.copy(), active=step_len >= tau * (1 - ACTIVE_RTOL),
+                        fallback=fallback, budget_active=budget_active)
 
 
-def minmove_step(potential, x, tau, norm="linf", budget=None, center=None, inner="auto", seed=None,
-                 selection="canonical", **inner_options):
+def minmove_step(potential: Potential, x: np.ndarray, tau: float, norm: str | float | Norm = "linf",
+                 budget: float | None = None, center: np.ndarray | None = None, inner: str = "auto",
+                 seed: int | np.random.Generator | None = None, selection: str = "canonical",
+                 **inner_options: Any) -> StepResult:
     """One minimizing-movement step from the rows of x (a convenience wrapper, mainly for studies).
 
     Returns
     -------
-    x_next : ndarray, shape (n, d)
-    info : dict of per-particle arrays (see the module docstring)
+    StepResult
+        ``.x`` (n, d) the next points, ``.info`` the per-particle :class:`~wflow.steps.StepInfo`.
     """
-    from ._validation import as_points, rng_from
-    from .schemes import Ball
-
     X = as_points(x, "x")
     tau = real(tau, "tau", low=0.0, strict=True)
-    p = parse_norm(norm, name="norm")
+    nrm = as_norm(norm)
+    n, d = X.shape
     ball = None
     if budget is not None:
-        eps = real(budget, "budget", low=0.0)
-        c = X if center is None else np.broadcast_to(np.asarray(center, dtype=float), X.shape)
-        ball = Ball(np.array(c), eps, p)
-    scheme = MinMoveScheme(p=p, selection=selection, inner=inner, inner_options=inner_options or None)
+        budget = real(budget, "budget", low=0.0)
+        c = X if center is None else as_points(center, "center", dim=d)
+        if c.shape[0] not in (1, n):
+            raise ValueError(f"center must have shape ({d},) or ({n}, {d}), got {c.shape}")
+        ball = Ball(np.array(np.broadcast_to(c, X.shape)), budget, nrm)
+        if not np.all(np.isclose(ball.project(X), X, rtol=0, atol=BALL_ATOL)):
+            raise ValueError("x must lie in the budget ball B_budget(center)")
+    elif center is not None:
+        raise ValueError("center is only used with a budget: pass budget=... as well")
+    scheme = MinMoveScheme(norm=nrm, selection=selection, inner=inner, inner_options=inner_options or None)
     out = np.empty_like(X)
     info = scheme.step(potential, X, tau, ball, out, rng_from(seed))
-    return out, info
+    return StepResult(out, info)

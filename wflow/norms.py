@@ -3,8 +3,10 @@
 Every function works on the last axis of an array: points are ``(n, d)`` (or ``(d,)``)
 and norms come back with shape ``(n,)`` (or ``()``).
 
-A *norm specification* is one of ``"l1"``, ``"l2"``, ``"linf"`` (also ``"inf"``), or a
-number ``p >= 1`` (``numpy.inf`` allowed). :func:`parse_norm` turns it into the exponent p.
+A *norm specification* is one of ``"l1"``, ``"l2"``, ``"linf"`` (also ``"inf"``), a number
+``p >= 1`` (``numpy.inf`` allowed) or a :class:`Norm`; every function takes it as ``norm=``
+and :func:`as_norm` turns it into a :class:`Norm` (``p`` elsewhere in wflow is the order of
+W_p only). The mathematics is in ``docs/theory.md``, the names in ``docs/conventions.md``.
 
 Conventions
 -----------
@@ -25,8 +27,10 @@ selection is explicit:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import rng_from as _rng
 
@@ -46,8 +50,8 @@ _NAMES = {"l1": 1.0, "l2": 2.0, "linf": np.inf, "inf": np.inf, "max": np.inf}
 SELECTIONS = ("canonical", "random")
 
 
-def parse_norm(norm: str | float | int, *, name: str = "norm") -> float:
-    """Return the exponent p in [1, ∞] of a norm specification.
+def parse_norm(norm: str | float | Norm, *, name: str = "norm") -> float:
+    """Return the order p in [1, ∞] of a norm specification (use :func:`as_norm` for a Norm).
 
     Parameters
     ----------
@@ -91,9 +95,12 @@ def norm_name(p: float) -> str:
     return f"l{p:g}"
 
 
-def dual_exponent(p: float) -> float:
-    """Hölder conjugate q of p, 1/p + 1/q = 1 (1 ↔ ∞)."""
-    p = parse_norm(p, name="p")
+def dual_exponent(norm: str | float | Norm) -> float:
+    """Hölder conjugate q of the norm's order p, 1/p + 1/q = 1 (1 ↔ ∞)."""
+    return _dual_exponent(parse_norm(norm))
+
+
+def _dual_exponent(p: float) -> float:
     if p == 1.0:
         return np.inf
     if p == np.inf:
@@ -101,34 +108,58 @@ def dual_exponent(p: float) -> float:
     return p / (p - 1.0)
 
 
-def norm(x: np.ndarray, p: str | float = "linf") -> np.ndarray:
+def norm(x: ArrayLike, norm: str | float | Norm = "linf") -> np.ndarray:
     """ℓp norm along the last axis, ``(..., d) -> (...)``.
 
     For 1 < p < ∞ the computation is scaled by max |x_i| so that it neither overflows nor
     underflows for large p.
     """
-    p = parse_norm(p, name="p")
+    return _norm_p(x, parse_norm(norm))
+
+
+def _norm_p(x: ArrayLike, p: float) -> np.ndarray:
+    """:func:`norm` for an already parsed order p (no validation: the hot paths)."""
     x = np.asarray(x, dtype=float)
     a = np.abs(x)
     if p == np.inf:
         return a.max(axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1])
     if p == 1.0:
-        return a.sum(axis=-1)
+        with np.errstate(over="ignore"):
+            out = a.sum(axis=-1)
+        if np.any(np.isinf(out)):  # the sum overflows although every entry is finite: scale
+            m = a.max(axis=-1, keepdims=True)
+            safe = np.where(m > 0, m, 1.0)
+            with np.errstate(over="ignore"):
+                out = np.where(np.isinf(out), np.sum(a / safe, axis=-1) * m[..., 0], out)
+        return out
     if p == 2.0:
-        return np.sqrt(np.einsum("...i,...i->...", x, x))
+        # sum of squares, recomputed scaled by max |x_i| where it overflows or loses
+        # precision to underflow (no loss anywhere between 1e-300 and 1e300)
+        with np.errstate(over="ignore", under="ignore"):
+            acc = np.einsum("...i,...i->...", x, x)
+        out = np.sqrt(acc)
+        bad = ~((acc >= 2.0**-968) & (acc < np.inf))
+        if np.any(bad):
+            m = a.max(axis=-1, keepdims=True) if x.shape[-1] else np.zeros(x.shape[:-1] + (1,))
+            safe = np.where(m > 0, m, 1.0)
+            sc = a / safe
+            with np.errstate(over="ignore"):
+                fixed = np.sqrt(np.einsum("...i,...i->...", sc, sc)) * m[..., 0]
+            out = np.where(bad, fixed, out)
+        return out
     m = a.max(axis=-1, keepdims=True)
     safe = np.where(m > 0, m, 1.0)
     return (np.sum((a / safe) ** p, axis=-1) ** (1.0 / p)) * m[..., 0]
 
 
-def dual_norm(xi: np.ndarray, p: str | float = "linf") -> np.ndarray:
+def dual_norm(xi: ArrayLike, norm: str | float | Norm = "linf") -> np.ndarray:
     """Dual norm ‖ξ‖_* = ‖ξ‖_q, 1/p + 1/q = 1, along the last axis."""
-    return norm(xi, dual_exponent(parse_norm(p, name="p")))
+    return _norm_p(xi, _dual_exponent(parse_norm(norm)))
 
 
 def steepest(
-    xi: np.ndarray,
-    p: str | float = "linf",
+    xi: ArrayLike,
+    norm: str | float | Norm = "linf",
     *,
     selection: str = "canonical",
     rng: np.random.Generator | int | None = None,
@@ -141,7 +172,7 @@ def steepest(
     ----------
     xi : array, shape (..., d)
         Dual vectors (one per row).
-    p : norm specification
+    norm : norm specification
         The primal norm of the flow.
     selection : {"canonical", "random"}
         Which element of a set-valued subdifferential to return (module docstring).
@@ -154,12 +185,18 @@ def steepest(
         ℓ∞: sign(ξ); ℓ2: ξ/‖ξ‖₂; ℓ1: sign(ξ_j) e_j with j ∈ argmax |ξ_j|;
         1 < p < ∞: sign(ξ) |ξ|^{q−1} / ‖ξ‖_q^{q−1}.
     """
-    p = parse_norm(p, name="p")
+    p = parse_norm(norm)
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    return _steepest_p(xi, p, selection, rng)
+
+
+def _steepest_p(xi: ArrayLike, p: float, selection: str = "canonical", rng=None) -> np.ndarray:
+    """:func:`steepest` for an already parsed order p and a valid selection (hot paths)."""
     xi = np.asarray(xi, dtype=float)
     random = selection == "random"
-    gen = _rng(rng) if random else None
+    # the generator is only drawn from (and only built) for selection="random"
+    gen = _rng(rng) if random else cast(np.random.Generator, None)
     if p == np.inf:
         v = np.sign(xi)
         if random:
@@ -183,15 +220,15 @@ def steepest(
             if zero.any():
                 v[zero] = _random_ball(gen, int(zero.sum()), xi.shape[-1], p)
         return v
-    q = dual_exponent(p)
+    q = _dual_exponent(p)
     if p == 2.0:
-        nrm = norm(xi, 2.0)[..., None]
+        nrm = _norm_p(xi, 2.0)[..., None]
         v = np.divide(xi, nrm, out=np.zeros_like(xi), where=nrm > 0)
     else:
         m = np.abs(xi).max(axis=-1, keepdims=True)
         scaled = np.divide(xi, m, out=np.zeros_like(xi), where=m > 0)
         w = np.sign(scaled) * np.abs(scaled) ** (q - 1.0)
-        nq = norm(scaled, q)[..., None]
+        nq = _norm_p(scaled, q)[..., None]
         v = np.divide(w, nq ** (q - 1.0), out=np.zeros_like(xi), where=nq > 0)
     if random:
         zero = ~np.any(xi != 0, axis=-1)
@@ -203,7 +240,7 @@ def steepest(
 def _random_ball(rng: np.random.Generator, n: int, d: int, p: float) -> np.ndarray:
     """n random points of the closed unit ℓp ball (not uniform in volume; documented above)."""
     g = rng.standard_normal((n, d))
-    nrm = norm(g, p)[:, None]
+    nrm = _norm_p(g, p)[:, None]
     g = np.divide(g, nrm, out=np.zeros_like(g), where=nrm > 0)
     return g * rng.random((n, 1))
 
@@ -238,7 +275,7 @@ def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
     an absolute error ≤ r.
     """
     z = y.copy()
-    out_rows = norm(y, p) > r
+    out_rows = _norm_p(y, p) > r
     z[out_rows & (r == 0)] = 0.0
     out_rows &= r > 0
     if not out_rows.any():
@@ -247,7 +284,7 @@ def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         a = np.abs(y[out_rows]) / rr
         lo = np.zeros(len(a))
-        hi = norm(a, dual_exponent(p)) / p
+        hi = _norm_p(a, _dual_exponent(p)) / p
         lam = 0.5 * hi
         for _ in range(200):
             sv = _kkt_s(a, lam, p)
@@ -262,19 +299,19 @@ def _project_lp_ball(y: np.ndarray, r: np.ndarray, p: float) -> np.ndarray:
             newton = lam - phi / np.sum(p * sp1 * ds, axis=1)
             ok = np.isfinite(newton) & (newton > lo) & (newton < hi)
             lam = np.where(ok, newton, 0.5 * (lo + hi))
-        sv /= np.maximum(1.0, norm(sv, p))[:, None]
+        sv /= np.maximum(1.0, _norm_p(sv, p))[:, None]
     sv[~np.all(np.isfinite(sv), axis=1)] = 0.0
     z[out_rows] = np.sign(y[out_rows]) * sv * rr
     return z
 
 
-def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.ndarray:
+def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, rtol: float = 1e-14) -> np.ndarray:
     """Solve s + c s^{p−1} = a (c = λp ≥ 0, one λ per row) for s ∈ [0, a], elementwise.
 
     p ≥ 2: f(s) = s + c s^{p−1} − a is convex and increasing and s₀ = min(a, (a/c)^{1/(p−1)})
     bounds the root from above, so Newton's iterates decrease monotonically to it.
     1 < p < 2: the same for t = s^{p−1}, g(t) = t^{1/(p−1)} + c t − a, t₀ = min(a^{p−1}, a/c).
-    Stops when every step is below ``tol`` relative.
+    Stops when every step is below ``rtol`` relative.
     """
     c = (lam * p)[:, None]
     safe_c = np.where(c > 0, c, 1.0)
@@ -284,7 +321,7 @@ def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.n
             sp2 = s ** (p - 2.0)
             step = np.where(s > 0, (s + c * sp2 * s - a) / (1.0 + c * (p - 1.0) * sp2), 0.0)
             s = np.maximum(s - step, 0.0)
-            if np.all(np.abs(step) <= tol * s):
+            if np.all(np.abs(step) <= rtol * s):
                 break
         return s
     m = 1.0 / (p - 1.0)
@@ -293,16 +330,16 @@ def _kkt_s(a: np.ndarray, lam: np.ndarray, p: float, tol: float = 1e-14) -> np.n
         tm1 = t ** (m - 1.0)
         step = np.where(t > 0, (tm1 * t + c * t - a) / (m * tm1 + c), 0.0)
         t = np.maximum(t - step, 0.0)
-        if np.all(np.abs(step) <= tol * t):
+        if np.all(np.abs(step) <= rtol * t):
             break
     return t**m
 
 
 def project_ball(
-    x: np.ndarray,
-    center: np.ndarray,
+    x: ArrayLike,
+    center: ArrayLike,
     radius: float | np.ndarray,
-    p: str | float = "linf",
+    norm: str | float | Norm = "linf",
 ) -> np.ndarray:
     """Euclidean projection of each row of x onto the ℓp ball B_r(center).
 
@@ -316,9 +353,15 @@ def project_ball(
     center : array, shape (n, d) or (d,)
         Broadcast against x.
     radius : float or array of shape (n,)
-    p : norm specification
+        Radius r ≥ 0 (``radius`` is the geometric name; a flow's admissible ball is its
+        ``budget``).
+    norm : norm specification
     """
-    p = parse_norm(p, name="p")
+    return _project_ball_p(x, center, radius, parse_norm(norm))
+
+
+def _project_ball_p(x: ArrayLike, center: ArrayLike, radius, p: float) -> np.ndarray:
+    """:func:`project_ball` for an already parsed order p (hot paths)."""
     x = np.asarray(x, dtype=float)
     c = np.broadcast_to(np.asarray(center, dtype=float), x.shape)
     r = np.asarray(radius, dtype=float)
@@ -330,7 +373,7 @@ def project_ball(
     y = (x - c).reshape(-1, x.shape[-1])
     rb = np.broadcast_to(r, x.shape[:-1]).reshape(-1)
     if p == 2.0:
-        nrm = norm(y, 2.0)
+        nrm = _norm_p(y, 2.0)
         scale = np.where(nrm > rb, rb / np.where(nrm > 0, nrm, 1.0), 1.0)
         z = y * scale[:, None]
     elif p == 1.0:
@@ -356,40 +399,41 @@ class Norm:
 
     p: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "p", parse_norm(self.p, name="p"))
 
     @property
     def q(self) -> float:
         """Dual order, 1/p + 1/q = 1."""
-        return dual_exponent(self.p)
+        return _dual_exponent(self.p)
 
     @property
     def name(self) -> str:
         """Canonical name: ``"l1"``, ``"l2"``, ``"linf"`` or ``"l<p>"``."""
         return norm_name(self.p)
 
-    def norm(self, x) -> np.ndarray:
+    def norm(self, x: ArrayLike) -> np.ndarray:
         """‖x‖_p along the last axis, ``(..., d) -> (...)``."""
-        return norm(x, self.p)
+        return _norm_p(x, self.p)
 
-    def dual(self, xi) -> np.ndarray:
+    def dual(self, xi: ArrayLike) -> np.ndarray:
         """Dual norm ‖ξ‖_q along the last axis."""
-        return dual_norm(xi, self.p)
+        return _norm_p(xi, _dual_exponent(self.p))
 
-    def steepest(self, xi, *, selection: str = "canonical", rng=None) -> np.ndarray:
+    def steepest(self, xi: ArrayLike, *, selection: str = "canonical",
+                 rng: np.random.Generator | int | None = None) -> np.ndarray:
         """An element of ∂‖·‖_*(ξ) (see :func:`steepest`)."""
-        return steepest(xi, self.p, selection=selection, rng=rng)
+        return steepest(xi, self, selection=selection, rng=rng)
 
-    def project_ball(self, x, center, radius) -> np.ndarray:
+    def project_ball(self, x: ArrayLike, center: ArrayLike, radius: float | np.ndarray) -> np.ndarray:
         """Euclidean projection onto the closed ball B_radius(center) of this norm."""
-        return project_ball(x, center, radius, self.p)
+        return _project_ball_p(x, center, radius, self.p)
 
     def __str__(self) -> str:
         return self.name
 
 
-def as_norm(norm: str | float | int | Norm, *, name: str = "norm") -> Norm:
+def as_norm(norm: str | float | Norm, *, name: str = "norm") -> Norm:
     """Coerce a norm specification (name, order p ≥ 1, or :class:`Norm`) to a :class:`Norm`.
 
     Raises ``ValueError``/``TypeError`` naming ``name`` for anything else.

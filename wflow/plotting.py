@@ -20,8 +20,6 @@ the same directory, renamed into place), so an interrupted run never leaves half
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -31,6 +29,10 @@ from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Polygon, Rectangle
+
+from .io import atomic_write
+from .memory import check_memory
+from .studies import fit_rate
 
 __all__ = [
     "plot_landscape",
@@ -43,6 +45,8 @@ __all__ = [
     "fit_rate",
     "save_figure",
     "save_animation",
+    "figure_bytes",
+    "check_figure_size",
     "ball_patch",
 ]
 
@@ -122,30 +126,6 @@ def ball_patch(center, radius: float, norm="linf", **kwargs):
     ct, st = np.cos(th), np.sin(th)
     pts = np.c_[np.sign(ct) * np.abs(ct) ** (2 / p), np.sign(st) * np.abs(st) ** (2 / p)]
     return Polygon(c + radius * pts, closed=True, **kwargs)
-
-
-def fit_rate(taus, errors) -> tuple[float, float]:
-    """Least-squares fit of log(error) = rate · log(τ) + log(C).
-
-    Parameters
-    ----------
-    taus, errors : arrays of shape (m,)
-        Step sizes and errors; pairs with a non-positive or non-finite error are left out.
-
-    Returns
-    -------
-    (rate, C) : the fitted order and constant, error ≈ C τ^rate. NaN when fewer than two
-    usable points remain.
-    """
-    t = np.asarray(taus, dtype=float).reshape(-1)
-    e = np.asarray(errors, dtype=float).reshape(-1)
-    if t.shape != e.shape:
-        raise ValueError(f"taus and errors must have the same length, got {t.shape} and {e.shape}")
-    ok = (t > 0) & (e > 0) & np.isfinite(t) & np.isfinite(e)
-    if ok.sum() < 2 or np.ptp(np.log(t[ok])) == 0:
-        return float("nan"), float("nan")
-    rate, logc = np.polyfit(np.log(t[ok]), np.log(e[ok]), 1)
-    return float(rate), float(np.exp(logc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,45 +623,38 @@ def plot_curve_measure(
 # --------------------------------------------------------------------------------------------
 # atomic output
 # --------------------------------------------------------------------------------------------
-def _atomic_target(path) -> tuple[str, str]:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    return path, tmp
-
-
-def _publish(tmp: str, path: str) -> None:
-    """Give the temporary file the usual permissions (mkstemp makes it 0600), rename it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def save_figure(fig: Figure, path, *, dpi: int = 100, **kwargs) -> str:
-    """Write ``fig`` to ``path`` atomically (format from the extension); returns the path."""
-    path, tmp = _atomic_target(path)
-    try:
-        fig.savefig(tmp, dpi=dpi, **kwargs)
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``fig`` to ``path`` atomically (format from the extension); returns the path.
+
+    The pixel buffer is estimated first (:func:`figure_bytes`) and checked against the memory
+    limit (:func:`wflow.memory.check_memory`).
+    """
+    check_figure_size(fig, dpi)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, **kwargs), parents=True)
 
 
 def save_animation(anim: FuncAnimation, path, *, fps: int = 10, dpi: int = 72) -> str:
     """Write an animation as a GIF with matplotlib's Pillow writer, atomically."""
-    path, tmp = _atomic_target(path)
-    try:
-        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi)
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    check_figure_size(anim._fig, dpi)
+    return atomic_write(path, lambda tmp: anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi), parents=True)
+
+
+#: bytes per pixel while saving: the RGBA canvas, its copy for the encoder, and the encoder
+BYTES_PER_PIXEL = 12
+
+
+def figure_bytes(fig: Figure, dpi) -> float:
+    """Estimated memory to render ``fig`` at ``dpi`` (pixels × :data:`BYTES_PER_PIXEL`)."""
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dpi must be a number, got {type(dpi).__name__} {dpi!r}")
+    if not np.isfinite(dpi) or dpi <= 0:
+        raise ValueError(f"dpi must be a positive finite number, got {dpi!r}")
+    w, h = fig.get_size_inches()
+    return float(w * dpi) * float(h * dpi) * BYTES_PER_PIXEL
+
+
+def check_figure_size(fig: Figure, dpi) -> None:
+    """Raise :class:`wflow.memory.MemoryLimitError` before rendering a figure that is too large."""
+    w, h = fig.get_size_inches()
+    check_memory(figure_bytes(fig, dpi), f"rendering a {w:g}x{h:g} inch figure at dpi={dpi:g}",
+                 "use a smaller dpi")

@@ -6,16 +6,18 @@ gradient. Potentials add (``V + W``), scale (``2.0 * V``) and negate (``-V``), s
 that *ascends* a loss ℓ is the flow of ``-loss``.
 
 Subclasses implement ``_value(X)`` and ``_grad(X)`` on validated ``(n, d)`` float arrays
-(and may override ``_value_and_grad`` when both share work).
+(and may override ``_value_and_grad`` when both share work). Shapes: ``docs/conventions.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._validation import as_points
+from ._validation import as_points, integer, real
 
 __all__ = [
     "Potential",
@@ -27,7 +29,17 @@ __all__ = [
     "SumPotential",
     "ScaledPotential",
     "check_grad",
+    "quadratic_coefficients",
+    "PotentialLike",
 ]
+
+
+class PotentialLike(Protocol):
+    """Anything with batched ``value`` (n, d) → (n,) and ``grad`` (n, d) → (n, d)."""
+
+    def value(self, X: np.ndarray) -> np.ndarray: ...
+
+    def grad(self, X: np.ndarray) -> np.ndarray: ...
 
 
 class Potential:
@@ -42,7 +54,7 @@ class Potential:
     dim: int | None = None
 
     # -- public, validated entry points ---------------------------------------------------
-    def _prepare(self, X, name: str = "X") -> tuple[np.ndarray, bool]:
+    def _prepare(self, X: ArrayLike, name: str = "X") -> tuple[np.ndarray, bool]:
         single = np.ndim(X) == 1
         A = np.asarray(X, dtype=float)
         if A.ndim not in (1, 2):
@@ -54,25 +66,25 @@ class Potential:
             )
         return A, single
 
-    def value(self, X) -> np.ndarray:
+    def value(self, X: ArrayLike) -> np.ndarray:
         """V at each row of X: ``(n, d) -> (n,)`` (``(d,) -> ()``)."""
         A, single = self._prepare(X)
         v = np.asarray(self._value(A), dtype=float)
         return v[0] if single else v
 
-    def grad(self, X) -> np.ndarray:
+    def grad(self, X: ArrayLike) -> np.ndarray:
         """∇V at each row of X: ``(n, d) -> (n, d)`` (``(d,) -> (d,)``)."""
         A, single = self._prepare(X)
         g = np.asarray(self._grad(A), dtype=float)
         return g[0] if single else g
 
-    def value_and_grad(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def value_and_grad(self, X: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Both V and ∇V (shared work where a subclass can)."""
         A, single = self._prepare(X)
         v, g = self._value_and_grad(A)
         return (v[0], g[0]) if single else (np.asarray(v, float), np.asarray(g, float))
 
-    def __call__(self, X) -> np.ndarray:
+    def __call__(self, X: ArrayLike) -> np.ndarray:
         return self.value(X)
 
     # -- to be implemented ----------------------------------------------------------------
@@ -90,7 +102,7 @@ class Potential:
         out[...] = self._grad(X)
         return out
 
-    def restrict(self, rows: slice) -> "Potential":
+    def restrict(self, rows: slice) -> Potential:
         """The potential seen by the particles ``rows`` of a flow.
 
         Potentials that carry per-particle data (e.g. the label of each data point in an
@@ -108,7 +120,10 @@ class Potential:
         if isinstance(other, Potential):
             return SumPotential([self, other])
         if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, bool):
-            return SumPotential([self, Linear(np.zeros(self.dim), c=float(other))]) if self.dim else NotImplemented
+            c = real(other, "the added constant")
+            if self.dim:
+                return SumPotential([self, Linear(np.zeros(self.dim), c=c)])
+            return SumPotential([self, FromCallables(lambda X: np.full(len(X), c), lambda X: np.zeros_like(X))])
         return NotImplemented
 
     def __radd__(self, other):
@@ -123,13 +138,28 @@ class Potential:
 
     def __mul__(self, s):
         if isinstance(s, (int, float, np.integer, np.floating)) and not isinstance(s, bool):
-            return ScaledPotential(self, float(s))
+            return ScaledPotential(self, real(s, "scale"))
         return NotImplemented
 
     __rmul__ = __mul__
 
     def __neg__(self):
         return ScaledPotential(self, -1.0)
+
+
+def _array(x, name: str, ndim: int) -> np.ndarray:
+    """A finite float64 array with ``ndim`` dimensions; errors name the argument."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__} {x!r:.60}") from None
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, but it contains NaN or infinite values")
+    return a
 
 
 def _common_dim(parts) -> int | None:
@@ -152,7 +182,7 @@ class SumPotential(Potential):
         self.dim = _common_dim(flat)
         self.thread_safe = all(p.thread_safe for p in flat)
 
-    def restrict(self, rows):
+    def restrict(self, rows: slice) -> SumPotential:
         return SumPotential([p.restrict(rows) for p in self.parts])
 
     def _value(self, X):
@@ -176,7 +206,7 @@ class ScaledPotential(Potential):
         self.base, self.scale, self.dim = base, float(scale), base.dim
         self.thread_safe = base.thread_safe
 
-    def restrict(self, rows):
+    def restrict(self, rows: slice) -> ScaledPotential:
         return ScaledPotential(self.base.restrict(rows), self.scale)
 
     def _value(self, X):
@@ -207,17 +237,14 @@ class Quadratic(Potential):
     thread_safe = True
 
     def __init__(self, A, b=None, c: float = 0.0):
-        A = np.asarray(A, dtype=float)
-        if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        A = _array(A, "A", 2)
+        if A.shape[0] != A.shape[1] or A.shape[0] == 0:
             raise ValueError(f"A must be a square (d, d) matrix, got shape {A.shape}")
-        if not np.all(np.isfinite(A)):
-            raise ValueError("A contains NaN or infinite values")
         d = A.shape[0]
-        b = np.zeros(d) if b is None else np.asarray(b, dtype=float)
-        if b.shape != (d,) or not np.all(np.isfinite(b)):
+        b = np.zeros(d) if b is None else _array(b, "b", 1)
+        if b.shape != (d,):
             raise ValueError(f"b must be a finite vector of shape ({d},), got shape {b.shape}")
-        if not np.isfinite(c):
-            raise ValueError(f"c must be finite, got {c!r}")
+        c = real(c, "c")
         self.A = 0.5 * (A + A.T)
         self.b, self.c, self.dim = b, float(c), d
         self._has_b = bool(np.any(b != 0))
@@ -225,7 +252,7 @@ class Quadratic(Potential):
         self.separable = bool(np.all(self.A == np.diag(diag)))
 
     @classmethod
-    def separable_from(cls, a, b=None, c: float = 0.0) -> "Quadratic":
+    def separable_from(cls, a: ArrayLike, b: ArrayLike | None = None, c: float = 0.0) -> Quadratic:
         """V(x) = ½ Σ a_i x_i² + bᵀx + c."""
         return cls(np.diag(np.asarray(a, dtype=float)), b, c)
 
@@ -258,11 +285,10 @@ class Linear(Potential):
     thread_safe = True
 
     def __init__(self, a, c: float = 0.0):
-        a = np.asarray(a, dtype=float)
-        if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
-            raise ValueError(f"a must be a finite vector of shape (d,), got shape {a.shape}")
-        if not np.isfinite(c):
-            raise ValueError(f"c must be finite, got {c!r}")
+        a = _array(a, "a", 1)
+        if a.size == 0:
+            raise ValueError(f"a must be a finite vector of shape (d,) with d >= 1, got shape {a.shape}")
+        c = real(c, "c")
         self.a, self.c, self.dim = a, float(c), a.size
 
     def _value(self, X):
@@ -299,8 +325,9 @@ class FromCallables(Potential):
             raise TypeError(f"value must be callable, got {type(value).__name__}")
         if grad is not None and not callable(grad):
             raise TypeError(f"grad must be callable or None, got {type(grad).__name__}")
-        self._f, self._g, self.dim = value, grad, dim
-        self.fd_step = float(np.finfo(float).eps ** (1 / 3)) if fd_step is None else float(fd_step)
+        self._f, self._g = value, grad
+        self.dim = None if dim is None else integer(dim, "dim", low=1)
+        self.fd_step = float(np.finfo(float).eps ** (1 / 3)) if fd_step is None else real(fd_step, "fd_step")
         if not self.fd_step > 0:
             raise ValueError(f"fd_step must be > 0, got {fd_step!r}")
 
@@ -329,9 +356,7 @@ class DoubleWell(Potential):
     thread_safe = True
 
     def __init__(self, dim: int = 2, a: float = 1.0, b: float = 1.0):
-        if int(dim) < 1:
-            raise ValueError(f"dim must be >= 1, got {dim!r}")
-        self.dim, self.a, self.b = int(dim), float(a), float(b)
+        self.dim, self.a, self.b = integer(dim, "dim", low=1), real(a, "a"), real(b, "b")
 
     def _value(self, X):
         return self.a * (X[:, 0] ** 2 - 1.0) ** 2 + 0.5 * self.b * np.sum(X[:, 1:] ** 2, axis=1)
@@ -360,16 +385,19 @@ class GaussianMixture(Potential):
     thread_safe = True
 
     def __init__(self, centers, amplitudes=None, widths=0.5):
-        C = np.asarray(centers, dtype=float)
-        if C.ndim != 2 or C.shape[0] == 0 or not np.all(np.isfinite(C)):
-            raise ValueError(f"centers must be a finite (m, d) array, got shape {C.shape}")
+        C = _array(centers, "centers", 2)
+        if C.shape[0] == 0 or C.shape[1] == 0:
+            raise ValueError(f"centers must be a finite (m, d) array with m, d >= 1, got shape {C.shape}")
         m = C.shape[0]
-        a = np.ones(m) if amplitudes is None else np.asarray(amplitudes, dtype=float)
-        s = np.broadcast_to(np.asarray(widths, dtype=float), (m,)).copy()
+        a = np.ones(m) if amplitudes is None else _array(amplitudes, "amplitudes", 1)
         if a.shape != (m,):
-            raise ValueError(f"amplitudes must have shape ({m},), got {a.shape}")
+            raise ValueError(f"amplitudes must have shape ({m},) (one per center), got {a.shape}")
+        s = _array(widths, "widths", np.ndim(widths))
+        if s.ndim > 1 or (s.ndim == 1 and s.shape != (m,)):
+            raise ValueError(f"widths must be a number or have shape ({m},) (one per center), got shape {s.shape}")
+        s = np.broadcast_to(s, (m,)).copy()
         if np.any(~(s > 0)):
-            raise ValueError("widths must be > 0")
+            raise ValueError(f"widths must be > 0, got minimum {s.min():g}")
         self.centers, self.amplitudes, self.widths, self.dim = C, a, s, C.shape[1]
 
     @classmethod
@@ -400,7 +428,37 @@ class GaussianMixture(Potential):
         return f"GaussianMixture(m={len(self.widths)}, d={self.dim})"
 
 
-def check_grad(potential: Potential, X, *, step: float | None = None) -> float:
+def quadratic_coefficients(potential: Potential) -> tuple[np.ndarray | None, np.ndarray] | None:
+    """(A, b) with V = ½xᵀAx + bᵀx + const, or None when V is not built from those forms.
+
+    Recognizes :class:`Linear` (A is None), :class:`Quadratic`, and their sums and scalings:
+    the potentials with closed-form flows and minimizing-movement steps.
+    """
+    if isinstance(potential, Linear):
+        return None, potential.a
+    if isinstance(potential, Quadratic):
+        return potential.A, potential.b
+    if isinstance(potential, ScaledPotential):
+        q = quadratic_coefficients(potential.base)
+        if q is None:
+            return None
+        A0, b0 = q
+        return (None if A0 is None else potential.scale * A0), potential.scale * b0
+    if isinstance(potential, SumPotential):
+        A: np.ndarray | None = None
+        b: np.ndarray | float = 0.0
+        for part in potential.parts:
+            q = quadratic_coefficients(part)
+            if q is None:
+                return None
+            if q[0] is not None:
+                A = q[0] if A is None else A + q[0]
+            b = b + q[1]
+        return A, np.asarray(b, dtype=float)
+    return None
+
+
+def check_grad(potential: Potential, X: ArrayLike, *, step: float | None = None) -> float:
     """Largest relative error of ``potential.grad`` against central finite differences.
 
     Returns max_{n,i} |g_fd − g| / max(1, |g_fd|) over the rows of X, with the step rule of

@@ -1,72 +1,39 @@
-"""Time-stepping schemes for ∞-curves of maximal slope.
+"""Time-stepping schemes for ∞-curves of maximal slope, and the registry that names them.
 
-A scheme advances a batch of points by one step of size τ:
-
-``scheme.step(potential, X, tau, ball, out, rng) -> dict | None``
-
-writes x_{k+1} for every row of ``X`` (shape (n, d)) into ``out`` and may return a dict of
-per-particle arrays of shape (n,) describing the step (the driver in :mod:`wflow.flow`
-stacks them into ``FlowResult.step_info``). ``ball`` is a :class:`Ball` (the budget
-B_ε(centre), rows aligned with ``X``) or None.
-
-Schemes are looked up by name with :func:`make_scheme`; ``"euler"`` is the explicit Euler /
-normalized-gradient-descent scheme below, ``"minmove"`` the minimizing-movement scheme
-(:mod:`wflow.minmove`, imported on first use).
+A scheme advances a block of points by one step of size τ (the protocol is in
+:mod:`wflow.steps`: ``scheme.step(potential, X, tau, ball, out, rng) -> StepInfo | None``).
+Schemes are looked up by name with :func:`make_scheme`: ``"euler"`` is the explicit Euler /
+normalized-gradient-descent scheme below, ``"minmove"`` the minimizing-movement scheme of
+:mod:`wflow.minmove`. Mathematics: ``docs/theory.md``.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .norms import SELECTIONS, parse_norm, project_ball, steepest
+from .minmove import MinMoveScheme, project_intersection
+from .norms import SELECTIONS, Norm, _steepest_p, as_norm
+from .potentials import Potential
+from .steps import Ball, StepInfo
 
-__all__ = ["Ball", "EulerScheme", "make_scheme", "register_scheme", "SCHEMES"]
-
-
-@dataclass(frozen=True)
-class Ball:
-    """The closed ℓp ball B_radius(center); ``center`` is (d,) or (n, d) (one per particle)."""
-
-    center: np.ndarray
-    radius: float
-    p: float
-
-    def __post_init__(self):
-        if self.p == np.inf:  # box bounds, computed once per block
-            object.__setattr__(self, "_lo", self.center - self.radius)
-            object.__setattr__(self, "_hi", self.center + self.radius)
-
-    def rows(self, sl: slice) -> "Ball":
-        """The ball restricted to the particles ``sl`` (a per-particle centre is sliced)."""
-        c = self.center if self.center.ndim == 1 else self.center[sl]
-        return Ball(c, self.radius, self.p)
-
-    def project(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Euclidean projection of the rows of X onto the ball (in place into ``out``)."""
-        if self.p == np.inf:
-            return np.clip(X, self._lo, self._hi, out=out)
-        Z = project_ball(X, self.center, self.radius, self.p)
-        if out is None:
-            return Z
-        out[...] = Z
-        return out
+__all__ = ["Ball", "EulerScheme", "MinMoveScheme", "make_scheme", "register_scheme", "SCHEMES"]
 
 
 class EulerScheme:
     """Explicit Euler for u' ∈ ∂‖·‖_*(−∇V(u)): x_{k+1} = P_ball(x_k + τ v_k).
 
-    v_k = ``steepest(−∇V(x_k), p, selection)``; for ℓ∞ this is sign gradient descent
+    v_k = ``steepest(−∇V(x_k), norm, selection)``; for ℓ∞ this is sign gradient descent
     x_{k+1} = x_k − τ sign(∇V(x_k)) (IFGSM on V = −loss, clipped to the budget box), for ℓ2
     normalized gradient descent. With a budget the iterate is projected onto B_ε(centre)
     after every step (exactly what IFGSM does).
 
     Parameters
     ----------
-    p : float
-        Exponent of the flow's norm, in [1, ∞].
+    norm : norm specification
+        The flow's norm (name, order p ≥ 1 or :class:`~wflow.norms.Norm`).
     selection : {"canonical", "random"}
         Selection of the direction where the subdifferential is set-valued
         (see :mod:`wflow.norms`).
@@ -75,43 +42,46 @@ class EulerScheme:
     name = "euler"
     thread_safe = True  # no state: blocks of particles may be stepped concurrently
 
-    def __init__(self, p: float = np.inf, selection: str = "canonical", **options):
+    def __init__(self, norm: str | float | Norm = "linf", selection: str = "canonical", **options: Any):
         if options:
             raise TypeError(f"the euler scheme takes no options, got {sorted(options)}")
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-        self.p, self.selection = parse_norm(p), selection
+        self.norm, self.selection = as_norm(norm), selection
 
-    def step(self, potential, X, tau, ball, out, rng=None):
-        if self.p == np.inf and self.selection == "canonical":
+    def __repr__(self) -> str:
+        return f"EulerScheme(norm={self.norm.name!r}, selection={self.selection!r})"
+
+    def step(self, potential: Potential, X: np.ndarray, tau: float, ball: Ball | None,
+             out: np.ndarray, rng: np.random.Generator | None = None) -> StepInfo | None:
+        """Write x_{k+1} for every row of X into ``out`` (Euler keeps no step record: None)."""
+        p = self.norm.p
+        if p == np.inf and self.selection == "canonical":
             return self._sign_step(potential, X, tau, ball, out)
         g = potential._grad(X)
         if not np.all(np.isfinite(g)):
             raise ValueError("potential.grad returned non-finite values during the flow")
-        g = steepest(-g, self.p, selection=self.selection, rng=rng)
+        g = _steepest_p(-g, p, self.selection, rng)
         g *= tau
         np.add(X, g, out=out)
         if ball is not None:
-            if self.p in (2.0, np.inf):
+            if p in (2.0, np.inf):
                 # the Euclidean projection onto an ℓ2 ball or a box is 1-Lipschitz in that norm
                 # and fixes x_k, so the projected step stays ≤ τ (ℓ∞: exactly IFGSM's clipping)
                 ball.project(out, out=out)
             else:
                 # ℓ1/ℓp: the Euclidean projection onto the budget ball can lengthen the step in
                 # the flow's norm (up to 1.7τ); project onto B_τ(x_k) ∩ B_ε(c) instead
-                from .minmove import project_intersection
-
-                out[...] = project_intersection(out, X, tau, ball.center, ball.radius, self.p)
+                out[...] = project_intersection(out, X, tau, ball.center, ball.budget, self.norm)
         return None
-
 
     @staticmethod
     def _sign_step(potential, X, tau, ball, out):
         """out = P(X − τ sign(∇V(X))) with no temporaries of size (n, d) besides two masks.
 
-        np.sign branches on every element (≈5 ns each on unpredictable signs); copysign is
-        branch-free, so the step is X − copysign(τ, g), with the rare exact zeros of g
-        (sign(0) = 0) patched afterwards. NaN gradients are reported at once.
+        The step is X − copysign(τ, g) (branch-free, unlike np.sign; BENCHMARKS.md, flow
+        solver), with the rare exact zeros of g (sign(0) = 0) patched afterwards. NaN gradients
+        are reported at once.
         """
         g = potential._grad_into(X, out)
         mask = np.isnan(g)
@@ -128,16 +98,22 @@ class EulerScheme:
         return None
 
 
-SCHEMES: dict[str, object] = {"euler": EulerScheme, "minmove": "wflow.minmove:MinMoveScheme"}
+SchemeFactory = Callable[..., Any]
+
+#: name → factory(norm=..., selection=..., **options); extend with :func:`register_scheme`
+SCHEMES: dict[str, SchemeFactory] = {"euler": EulerScheme, "minmove": MinMoveScheme}
 
 
-def register_scheme(name: str, factory) -> None:
-    """Make ``solve_flow(..., scheme=name)`` use ``factory(p=..., selection=..., **options)``."""
+def register_scheme(name: str, factory: SchemeFactory) -> None:
+    """Make ``solve_flow(..., scheme=name)`` use ``factory(norm=..., selection=..., **options)``."""
+    if not isinstance(name, str) or not callable(factory):
+        raise TypeError("register_scheme needs a name (str) and a callable factory")
     SCHEMES[name] = factory
 
 
-def make_scheme(name: str, p: float, selection: str = "canonical", **options):
-    """Instantiate the scheme registered under ``name``.
+def make_scheme(name: str, norm: str | float | Norm = "linf", selection: str = "canonical",
+                **options: Any) -> Any:
+    """Instantiate the scheme registered under ``name`` for the given norm.
 
     Raises
     ------
@@ -146,12 +122,4 @@ def make_scheme(name: str, p: float, selection: str = "canonical", **options):
     """
     if not isinstance(name, str) or name not in SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {name!r}")
-    factory = SCHEMES[name]
-    if isinstance(factory, str):
-        module, attr = factory.split(":")
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            raise ValueError(f"scheme {name!r} is not available in this version of wflow") from None
-        SCHEMES[name] = factory
-    return factory(p=p, selection=selection, **options)
+    return SCHEMES[name](norm=as_norm(norm), selection=selection, **options)

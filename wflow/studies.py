@@ -4,12 +4,13 @@
   piecewise-linear interpolants and a reference (closed form, a fine-τ run, or another scheme),
   with the fitted rate (least-squares slope of log error against log τ).
 - :func:`fgsm_minmove_study` — the paper's experiment: IFGSM (explicit Euler, ℓ∞) against the
-  minimizing-movement scheme with τ = ε·2^{-i} on [0, T], T = 1, ε = 0.2.
+  minimizing-movement scheme with τ = τ_max·2^{-i} on [0, T], T = 1, τ_max = 0.2.
 - :func:`selection_study` — V(x) = x₁ on (R², ℓ∞): ∂₂V = 0, so the steepest direction is
   set-valued and the limit depends on the selection (documented example, not a bug).
 - :func:`closed_form_flow` — the exact ∞-curves the studies compare with.
 
 All studies return a :class:`StudyResult` (a small table, JSON-ready through ``to_dict()``).
+Mathematics: ``docs/theory.md`` §2–5.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import as_points, integer, real, rng_from
-from .flow import FlowResult, solve_flow
-from .minmove import _quadratic_data
-from .norms import norm as _norm
-from .norms import norm_name, parse_norm, steepest
-from .potentials import Linear, Potential
+from .flow import FlowResult, solve_flow, time_grid
+from .norms import Norm, as_norm, steepest
+from .potentials import Linear, Potential, quadratic_coefficients
 
 __all__ = [
     "StudyResult",
@@ -35,6 +36,7 @@ __all__ = [
     "closed_form_flow",
     "sup_error",
     "fitted_rate",
+    "fit_rate",
 ]
 
 
@@ -61,17 +63,12 @@ class StudyResult:
     rates: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
-    @property
-    def errors(self) -> dict:
-        """Alias of ``columns`` (the study's errors)."""
-        return self.columns
-
     def to_dict(self) -> dict:
-        """JSON-serialisable representation (lists of floats, None for missing rates)."""
+        """JSON-serialisable representation (lists of floats; None for missing rates and NaN)."""
         return {
             "name": self.name,
             "taus": [float(t) for t in self.taus],
-            "columns": {k: [float(x) for x in v] for k, v in self.columns.items()},
+            "columns": {k: [float(x) if np.isfinite(x) else None for x in v] for k, v in self.columns.items()},
             "rates": {k: (None if r is None else float(r)) for k, r in self.rates.items()},
             "meta": json.loads(json.dumps(self.meta, default=_jsonable)),
         }
@@ -102,8 +99,9 @@ def _jsonable(x):
 # ------------------------------------------------------------------------------------------
 # closed forms
 # ------------------------------------------------------------------------------------------
-def closed_form_flow(potential: Potential, x0, norm="linf", budget: float | None = None,
-                     center=None) -> Callable[[np.ndarray], np.ndarray]:
+def closed_form_flow(potential: Potential, x0: ArrayLike, norm: str | float | Norm = "linf",
+                     budget: float | None = None,
+                     center: ArrayLike | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The exact ∞-curve of maximal slope for the potentials where it is known.
 
     ℓ∞ (canonical selection sign(0) = 0 where a coordinate is flat):
@@ -124,8 +122,9 @@ def closed_form_flow(potential: Potential, x0, norm="linf", budget: float | None
         When no closed form is implemented for this potential, norm and budget.
     """
     X0 = as_points(x0, "x0")
-    p = parse_norm(norm, name="norm")
-    q = _quadratic_data(potential)
+    nrm = as_norm(norm)
+    p = nrm.p
+    q = quadratic_coefficients(potential)
     if q is None:
         raise ValueError(f"no closed form is known for {potential!r}; use reference='fine' or a callable")
     A, b = q
@@ -157,7 +156,7 @@ def closed_form_flow(potential: Potential, x0, norm="linf", budget: float | None
         alpha = diag[0]
         if alpha > 0 and np.all(A == alpha * np.eye(d)):
             m = -b / alpha
-            r = _norm(X0 - m, 2.0)
+            r = nrm.norm(X0 - m)
 
             def u(t):
                 t = np.atleast_1d(np.asarray(t, dtype=float))[:, None]
@@ -165,7 +164,7 @@ def closed_form_flow(potential: Potential, x0, norm="linf", budget: float | None
                 return m + (X0 - m)[None] * f[:, :, None]
 
             return u
-    raise ValueError(f"no closed form is known for {potential!r} in {norm_name(p)}"
+    raise ValueError(f"no closed form is known for {potential!r} in {nrm}"
                      + (" with a budget" if budget is not None else ""))
 
 
@@ -176,8 +175,10 @@ def _eval_times(T: float, grids: Sequence[np.ndarray], n_eval: int) -> np.ndarra
     return np.unique(np.concatenate([np.linspace(0.0, T, n_eval), *grids]).clip(0.0, T))
 
 
-def sup_error(a, b, T: float, p="linf", *, n_eval: int = 1001, chunk: int = 512) -> float:
-    """sup_{t ∈ [0,T]} max_i ‖a_i(t) − b_i(t)‖_p.
+def sup_error(a: FlowResult | Callable[[np.ndarray], np.ndarray],
+              b: FlowResult | Callable[[np.ndarray], np.ndarray], T: float,
+              norm: str | float | Norm = "linf", *, n_eval: int = 1001, chunk: int = 512) -> float:
+    """sup_{t ∈ [0,T]} max_i ‖a_i(t) − b_i(t)‖ in the given norm.
 
     ``a``, ``b``: FlowResults (their piecewise-linear interpolants) or callables t (k,) →
     (k, n, d). The sup is taken over the union of both time grids and ``n_eval`` uniform times:
@@ -185,6 +186,9 @@ def sup_error(a, b, T: float, p="linf", *, n_eval: int = 1001, chunk: int = 512)
     against a curve with kinks elsewhere (a closed form), the uniform grid resolves it to
     O(T / n_eval) times the speed difference (≤ 2).
     """
+    T = real(T, "T", low=0.0)
+    n_eval = integer(n_eval, "n_eval", low=2)
+    nrm = as_norm(norm)
     grids = [x.times for x in (a, b) if isinstance(x, FlowResult)]
     ts = _eval_times(T, grids, n_eval)
     fa = a.at if isinstance(a, FlowResult) else a
@@ -193,11 +197,11 @@ def sup_error(a, b, T: float, p="linf", *, n_eval: int = 1001, chunk: int = 512)
     for s in range(0, ts.size, chunk):
         t = ts[s : s + chunk]
         diff = np.asarray(fa(t)) - np.asarray(fb(t))
-        worst = max(worst, float(np.max(_norm(diff, p))))
+        worst = max(worst, float(np.max(nrm.norm(diff))))
     return worst
 
 
-def fitted_rate(taus, errors, floor: float = 1e-13) -> float | None:
+def fitted_rate(taus: ArrayLike, errors: ArrayLike, floor: float = 1e-13) -> float | None:
     """Least-squares slope of log(error) against log(τ) over the errors above ``floor``."""
     taus, errors = np.asarray(taus, float), np.asarray(errors, float)
     ok = errors > floor
@@ -223,15 +227,15 @@ def _scheme_specs(schemes) -> dict:
 
 def convergence_study(
     potential: Potential,
-    x0,
+    x0: ArrayLike,
     T: float,
-    taus,
-    schemes=("euler",),
-    reference="closed_form",
-    norm="linf",
+    taus: ArrayLike,
+    schemes: str | Sequence[str] | Mapping[str, Mapping[str, Any]] = ("euler",),
+    reference: str | Callable[[np.ndarray], np.ndarray] | FlowResult = "closed_form",
+    norm: str | float | Norm = "linf",
     budget: float | None = None,
-    center=None,
-    seed=None,
+    center: ArrayLike | None = None,
+    seed: int | np.random.Generator | None = None,
     *,
     ref_tau: float | None = None,
     n_eval: int = 1001,
@@ -270,19 +274,20 @@ def convergence_study(
     if taus.ndim != 1 or taus.size < 1 or not np.all(np.isfinite(taus)) or np.any(taus <= 0):
         raise ValueError(f"taus must be a non-empty 1-D sequence of positive step sizes, got {taus!r}")
     specs = _scheme_specs(schemes)
-    p = parse_norm(norm, name="norm")
+    nrm = as_norm(norm)
     n_eval = integer(n_eval, "n_eval", low=2)
-    common = dict(norm=p, budget=budget, center=center)
+    common = dict(norm=nrm, budget=budget, center=center)
 
     def run(kw, tau):
         return solve_flow(potential, X0, T, float(tau), seed=seed, **common, **kw)
 
+    ref: FlowResult | Callable[[np.ndarray], np.ndarray]
     pairwise = isinstance(reference, str) and reference == "pairwise"
     if pairwise and len(specs) != 2:
         raise ValueError(f"reference='pairwise' compares exactly two schemes, got {len(specs)}")
     if isinstance(reference, str) and not pairwise:
         if reference == "closed_form":
-            ref = closed_form_flow(potential, X0, p, budget, center)
+            ref = closed_form_flow(potential, X0, nrm, budget, center)
             ref_desc = "closed form"
         elif reference == "fine":
             rt = float(taus.min()) / 16 if ref_tau is None else real(ref_tau, "ref_tau", low=0.0, strict=True)
@@ -302,37 +307,39 @@ def convergence_study(
     if pairwise:
         (la, ka), (lb, kb) = specs.items()
         label = f"{la} vs {lb}"
-        columns[label] = np.array([sup_error(run(ka, t), run(kb, t), T, p, n_eval=n_eval) for t in taus])
+        columns[label] = np.array([sup_error(run(ka, t), run(kb, t), T, nrm, n_eval=n_eval) for t in taus])
         ref_desc = "pairwise"
     else:
         for label, kw in specs.items():
-            columns[label] = np.array([sup_error(run(kw, t), ref, T, p, n_eval=n_eval) for t in taus])
+            columns[label] = np.array([sup_error(run(kw, t), ref, T, nrm, n_eval=n_eval) for t in taus])
     rates = {k: fitted_rate(taus, v) for k, v in columns.items()}
-    meta = {"T": T, "norm": norm_name(p), "reference": ref_desc, "budget": budget,
+    meta = {"T": T, "norm": str(nrm), "reference": ref_desc, "budget": budget,
             "potential": repr(potential), "n_particles": int(X0.shape[0]), "schemes": specs}
     return StudyResult("convergence study", taus, columns, rates, meta)
 
 
-def fgsm_minmove_study(potential: Potential, x0, T: float = 1.0, eps: float = 0.2, n_halvings: int = 5,
-                       norm="linf", inner: str = "auto", budget: float | None = None, seed=None,
+def fgsm_minmove_study(potential: Potential, x0: ArrayLike, T: float = 1.0, tau_max: float = 0.2,
+                       n_halvings: int = 5, norm: str | float | Norm = "linf", inner: str = "auto",
+                       budget: float | None = None, seed: int | np.random.Generator | None = None,
                        inner_options: dict | None = None) -> StudyResult:
-    """The paper's study: IFGSM (explicit Euler) against minimizing movement, τ = ε·2^{-i}.
+    """The paper's study: IFGSM (explicit Euler) against minimizing movement, τ = τ_max·2^{-i}.
 
-    For i = 0, …, n_halvings both schemes run on [0, T] with τ_i = ε 2^{-i}; the column
+    For i = 0, …, n_halvings both schemes run on [0, T] with τ_i = τ_max 2^{-i}; the column
     ``"euler vs minmove"`` is sup_t max_i ‖u^Euler_τ(t) − u^MM_τ(t)‖ (both converge to ∞-curves
     of maximal slope, so on smooth potentials with a unique limit the difference → 0).
-    Pass ``budget=eps`` to also keep both schemes in B_ε(x0) (as IFGSM attacks do).
+    Pass ``budget=ε`` to also keep both schemes in B_ε(x0) (as IFGSM attacks do; the paper
+    takes τ_max = ε).
     """
-    eps = real(eps, "eps", low=0.0, strict=True)
+    tau_max = real(tau_max, "tau_max", low=0.0, strict=True)
     n_halvings = integer(n_halvings, "n_halvings", low=1)
-    taus = eps * 2.0 ** -np.arange(n_halvings + 1)
-    mm = {"scheme": "minmove", "inner": inner}
+    taus = tau_max * 2.0 ** -np.arange(n_halvings + 1)
+    mm: dict[str, Any] = {"scheme": "minmove", "inner": inner}
     if inner_options:
         mm["inner_options"] = dict(inner_options)
     res = convergence_study(potential, x0, T, taus, schemes={"euler": {"scheme": "euler"}, "minmove": mm},
                             reference="pairwise", norm=norm, budget=budget, seed=seed)
     res.name = "FGSM (Euler) vs minimizing movement"
-    res.meta["eps"] = eps
+    res.meta["tau_max"] = tau_max
     return res
 
 
@@ -341,22 +348,20 @@ def fgsm_minmove_study(potential: Potential, x0, T: float = 1.0, eps: float = 0.
 # ------------------------------------------------------------------------------------------
 def _euler_persistent(potential, X0, T, tau, s):
     """Euler in ℓ∞ with the persistent selection v_i = s_i wherever ∂_i V = 0 (s fixed per particle)."""
-    from .flow import time_grid
-
     t = time_grid(T, tau)
     X = X0.copy()
     out = [X.copy()]
     for h in np.diff(t):
         g = potential.grad(X)
-        v = steepest(-g, np.inf)
+        v = steepest(-g, "linf")
         v = np.where(g == 0, s, v)
         X = X + h * v
         out.append(X.copy())
     return t, np.stack(out)
 
 
-def selection_study(taus=(0.1, 0.05, 0.025, 0.0125, 0.00625), T: float = 1.0, n: int = 200,
-                    seed=0) -> StudyResult:
+def selection_study(taus: ArrayLike = (0.1, 0.05, 0.025, 0.0125, 0.00625), T: float = 1.0, n: int = 200,
+                    seed: int | np.random.Generator | None = 0) -> StudyResult:
     """V(x) = x₁ on (R², ℓ∞) from x0 = 0: how the selection of sign(0) decides the limit.
 
     ∇V = (1, 0), so u₁' = −1 and u₂' may be anything in [−1, 1]: every curve
@@ -403,3 +408,27 @@ def selection_study(taus=(0.1, 0.05, 0.025, 0.0125, 0.00625), T: float = 1.0, n:
     meta = {"potential": "V(x) = x1", "norm": "linf", "T": T, "n_particles": n, "seed": seed,
             "persistent_mean_abs_s": float(np.mean(np.abs(s[:, 1])))}
     return StudyResult("selection study: V(x) = x1 on (R^2, linf)", taus, cols, rates, meta)
+
+
+def fit_rate(taus, errors) -> tuple[float, float]:
+    """Least-squares fit of log(error) = rate · log(τ) + log(C).
+
+    Parameters
+    ----------
+    taus, errors : arrays of shape (m,)
+        Step sizes and errors; pairs with a non-positive or non-finite error are left out.
+
+    Returns
+    -------
+    (rate, C) : the fitted order and constant, error ≈ C τ^rate. NaN when fewer than two
+    usable points remain.
+    """
+    t = np.asarray(taus, dtype=float).reshape(-1)
+    e = np.asarray(errors, dtype=float).reshape(-1)
+    if t.shape != e.shape:
+        raise ValueError(f"taus and errors must have the same length, got {t.shape} and {e.shape}")
+    ok = (t > 0) & (e > 0) & np.isfinite(t) & np.isfinite(e)
+    if ok.sum() < 2 or np.ptp(np.log(t[ok])) == 0:
+        return float("nan"), float("nan")
+    rate, logc = np.polyfit(np.log(t[ok]), np.log(e[ok]), 1)
+    return float(rate), float(np.exp(logc))

@@ -11,19 +11,27 @@ concentrated on solutions of u' ∈ ∂‖·‖_*(−∇V(u)). This module build
   consecutive snapshots into piecewise-linear curves.
 
 Both return a :class:`CurveMeasure`: weighted curves sampled on a time grid and linear in between.
+Mathematics: ``docs/theory.md`` (superposition); shapes: ``docs/conventions.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import integer, real
+from .flow import FlowResult
 from .measures import ParticleMeasure, as_measure, probability_weights
-from .norms import dual_norm, norm_name, parse_norm
-from .norms import norm as _norm
+from .norms import Norm, as_norm
+from .potentials import PotentialLike
+from .transport import optimal_coupling
 
-__all__ = ["CurveMeasure", "superpose", "superpose_snapshots", "SNAP_TOL", "COUPLING_MASS_TOL",
-           "COUPLING_ROUNDOFF"]
+__all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "SNAP_TOL",
+           "COUPLING_MASS_TOL", "COUPLING_ROUNDOFF"]
 
 #: fractions of an atom's mass closer than this are identified when gluing, so that round-off in
 #: cumulative masses does not create spurious curves of mass ~1e-16 (moves ≤ 1e-13 of an atom's mass)
@@ -71,8 +79,51 @@ def _worst_increase(F: np.ndarray):
     return best, j, k
 
 
+@dataclass(frozen=True)
+class CurveInfo:
+    """How a :class:`CurveMeasure` was built.
+
+    Attributes
+    ----------
+    source : {"arrays", "flow", "snapshots"}
+        Constructed from arrays, by :func:`superpose` or by :func:`superpose_snapshots`.
+    gluing, tie_break : str or None
+        The options of :func:`superpose_snapshots` (None otherwise).
+    winf_steps : ndarray, shape (K,), or None
+        W∞ value of each coupling of consecutive snapshots.
+    n_curves_steps : ndarray of int, shape (K,), or None
+        Number of curves after each gluing step.
+    plan_entries : ndarray of int, shape (K,), or None
+        Non-zero entries of each plan (after removing round-off).
+    n_atoms : ndarray of int, shape (K+1,), or None
+        Support size of every snapshot.
+    """
+
+    source: str = "arrays"
+    gluing: str | None = None
+    tie_break: str | None = None
+    winf_steps: np.ndarray | None = None
+    n_curves_steps: np.ndarray | None = None
+    plan_entries: np.ndarray | None = None
+    n_atoms: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (arrays as lists)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+        return out
+
+
 class CurveMeasure:
     """η = Σ_c ω_c δ_{u_c}: weighted curves, sampled on a time grid, linear in between.
+
+    ``curves`` is curve-major, (m, K+1, d): a curve is the unit of a measure on curve space
+    (weights, Lipschitz constants, defects are per curve), while
+    :class:`~wflow.flow.FlowResult.positions` is time-major, (K+1, n, d). :meth:`snapshot`
+    and :meth:`at` give the (m, d) positions at a time, like ``FlowResult.at``
+    (``docs/conventions.md``).
 
     Parameters
     ----------
@@ -82,17 +133,19 @@ class CurveMeasure:
         ω_c ≥ 0 with Σ ω_c = 1 (within ``WEIGHT_SUM_TOL = 1e-12`` unless ``normalize=True``).
     times : array, shape (K+1,)
         Strictly increasing grid t_0 < … < t_K.
-    norm : {"linf", "l2", "l1"} or float p ≥ 1
+    norm : {"linf", "l2", "l1"}, float p ≥ 1 or Norm
         The norm of X used by :meth:`lipschitz_constants` and (as dual) by the slope ‖∇V‖_*.
     normalize : bool
         Divide the weights by their sum instead of requiring it to be 1.
+    info : CurveInfo, optional
+        How the curves were built (default: ``CurveInfo()``, from arrays).
 
     Attributes
     ----------
     curves, weights, times : ndarray (read-only)
-    p : float
-        Exponent of the norm.
-    info : dict
+    norm : Norm
+        The norm of X (``str(norm)`` is its name).
+    info : CurveInfo
         Construction details (e.g. per-step coupling values of :func:`superpose_snapshots`).
 
     Notes
@@ -101,9 +154,11 @@ class CurveMeasure:
     marginal (e_t)_#η = Σ_c ω_c δ_{(1−λ)u_c(t_k) + λu_c(t_{k+1})}, λ = (t − t_k)/(t_{k+1} − t_k).
     """
 
-    __slots__ = ("curves", "weights", "times", "p", "info")
+    __slots__ = ("curves", "weights", "times", "norm", "info")
 
-    def __init__(self, curves, weights, times, norm="linf", *, normalize: bool = False, info=None):
+    def __init__(self, curves: ArrayLike, weights: ArrayLike, times: ArrayLike,
+                 norm: str | float | Norm = "linf", *, normalize: bool = False,
+                 info: CurveInfo | None = None):
         try:
             U = np.array(curves, dtype=float)
         except (TypeError, ValueError) as exc:
@@ -115,11 +170,13 @@ class CurveMeasure:
         m, K1, _ = U.shape
         t = _as_times(times, "times", size=K1)
         w = probability_weights(weights, m, normalize=normalize, owner="curves")
-        self.p = parse_norm(norm, name="norm")
+        self.norm = as_norm(norm)
+        if info is not None and not isinstance(info, CurveInfo):
+            raise TypeError(f"info must be a CurveInfo or None, got {type(info).__name__}")
         for a in (U, w, t):
             a.setflags(write=False)
         self.curves, self.weights, self.times = U, w, t
-        self.info = dict(info or {})
+        self.info = CurveInfo() if info is None else info
 
     # -- shape facts ------------------------------------------------------------------------
     @property
@@ -134,19 +191,23 @@ class CurveMeasure:
     def T(self) -> float:
         return float(self.times[-1])
 
-    @property
-    def norm(self) -> str:
-        return norm_name(self.p)
-
     def __len__(self) -> int:
         return self.n_curves
 
     def __repr__(self) -> str:
         return (f"CurveMeasure(n_curves={self.n_curves}, n_times={self.times.size}, d={self.dim}, "
-                f"t=[{self.times[0]:g}, {self.T:g}], norm={self.norm!r})")
+                f"t=[{self.times[0]:g}, {self.T:g}], norm={self.norm.name!r})")
 
     # -- evaluation -------------------------------------------------------------------------
-    def at(self, t) -> np.ndarray:
+    def snapshot(self, k: int) -> np.ndarray:
+        """Positions of all curves at the grid time t_k, shape (m, d) (like ``FlowResult.positions[k]``)."""
+        k = integer(k, "k")
+        K1 = self.times.size
+        if not -K1 <= k < K1:
+            raise ValueError(f"k must index one of the {K1} grid times, got {k}")
+        return self.curves[:, k]
+
+    def at(self, t: ArrayLike) -> np.ndarray:
         """Curve positions u_c(t), shape (m, d) for scalar t, (s, m, d) for t of shape (s,).
 
         Grid times return the stored samples exactly (no blending round-off).
@@ -171,7 +232,7 @@ class CurveMeasure:
             out[on_right] = b[on_right]
         return out[0] if ts.ndim == 0 else out
 
-    def marginal(self, t, *, merge: bool = False) -> ParticleMeasure:
+    def marginal(self, t: float, *, merge: bool = False) -> ParticleMeasure:
         """(e_t)_#η = Σ_c ω_c δ_{u_c(t)} as a ParticleMeasure (one atom per curve).
 
         Parameters
@@ -202,20 +263,20 @@ class CurveMeasure:
         inner = self.times[(self.times > t0) & (self.times < t1)]
         grid = np.unique(np.r_[t0, inner, t1])
         U = np.moveaxis(self.at(grid), 0, 1)
-        return CurveMeasure(U, self.weights, grid, self.p, info=self.info)
+        return CurveMeasure(U, self.weights, grid, self.norm, info=self.info)
 
     # -- regularity -------------------------------------------------------------------------
     def velocities(self) -> np.ndarray:
         """Segment velocities (u_c(t_{k+1}) − u_c(t_k)) / (t_{k+1} − t_k), shape (m, K, d)."""
         return np.diff(self.curves, axis=1) / np.diff(self.times)[None, :, None]
 
-    def segment_speeds(self, norm=None) -> np.ndarray:
+    def segment_speeds(self, norm: str | float | Norm | None = None) -> np.ndarray:
         """‖velocity‖ on every segment, shape (m, K), in ``norm`` (default: the measure's norm)."""
-        p = self.p if norm is None else parse_norm(norm, name="norm")
+        nrm = self.norm if norm is None else as_norm(norm)
         # norm of the difference divided by the step: one division, no scaled-difference round-off
-        return _norm(np.diff(self.curves, axis=1), p) / np.diff(self.times)[None, :]
+        return nrm.norm(np.diff(self.curves, axis=1)) / np.diff(self.times)[None, :]
 
-    def lipschitz_constants(self, norm=None) -> np.ndarray:
+    def lipschitz_constants(self, norm: str | float | Norm | None = None) -> np.ndarray:
         """Lipschitz constant of every curve, shape (m,): max_k ‖u(t_{k+1}) − u(t_k)‖/(t_{k+1} − t_k).
 
         Exact for piecewise-linear curves (the steepest segment). 0 for a single grid time.
@@ -239,7 +300,7 @@ class CurveMeasure:
 
     def _dissipation_terms(self, potential, norm, substeps):
         """(grid, V(u), cumulative ∫‖∇V(u)‖_*) on the (refined) grid, each (m, G)."""
-        p = self.p if norm is None else parse_norm(norm, name="norm")
+        nrm = self.norm if norm is None else as_norm(norm)
         if not (callable(getattr(potential, "value", None)) and callable(getattr(potential, "grad", None))):
             raise TypeError(f"potential must have .value and .grad, got {type(potential).__name__}")
         grid, U = self._refined(substeps)
@@ -247,9 +308,10 @@ class CurveMeasure:
         # per particle (an attack loss with its labels) sees its rows aligned with the curves
         vals = np.stack([np.asarray(potential.value(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
         grads = np.stack([np.asarray(potential.grad(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
-        return grid, vals, _cumtrapz(dual_norm(grads, p), grid)
+        return grid, vals, _cumtrapz(nrm.dual(grads), grid)
 
-    def dissipation_defect(self, potential, norm=None, *, s=None, t=None, substeps: int = 1) -> np.ndarray:
+    def dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                           s: float | None = None, t: float | None = None, substeps: int = 1) -> np.ndarray:
         """Energy-dissipation defect of every curve, shape (m,).
 
         D_c(s, t) = V(u_c(t)) − V(u_c(s)) + ∫_s^t ‖∇V(u_c(r))‖_* dr   (default s = t_0, t = T).
@@ -283,7 +345,8 @@ class CurveMeasure:
         _, vals, cum = eta._dissipation_terms(potential, norm, substeps)
         return vals[:, -1] - vals[:, 0] + cum[:, -1]
 
-    def worst_dissipation_defect(self, potential, norm=None, *, substeps: int = 1) -> np.ndarray:
+    def worst_dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                                 substeps: int = 1) -> np.ndarray:
         """max over (refined) grid times s ≤ t of D_c(s, t), shape (m,) (≥ 0: s = t gives 0).
 
         With F(t) = V(u(t)) + ∫_{t_0}^t ‖∇V(u)‖_*, D(s, t) = F(t) − F(s), so the maximum over all
@@ -294,29 +357,30 @@ class CurveMeasure:
         best, _, _ = _worst_increase(vals + cum)
         return best
 
-    def maximal_slope_mask(self, potential, norm=None, *, tol: float = 1e-8, lip_tol: float = 1e-9,
+    def maximal_slope_mask(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                           defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
                            substeps: int = 1) -> np.ndarray:
         """Which curves are curves of maximal slope within tolerance, bool (m,).
 
-        A curve passes when its Lipschitz constant is ≤ 1 + ``lip_tol`` (relative: round-off of
-        position differences divided by short steps) and its worst dissipation defect over grid
-        pairs (:meth:`worst_dissipation_defect`) is ≤ ``tol`` (absolute, in units of V). For C¹ V
-        these two conditions are equivalent to the differential inclusion u' ∈ ∂‖·‖_*(−∇V(u)).
+        A curve passes when its Lipschitz constant is ≤ 1 + ``lip_rtol`` (relative to the speed
+        bound 1: round-off of position differences divided by short steps) and its worst
+        dissipation defect over grid pairs (:meth:`worst_dissipation_defect`) is ≤
+        ``defect_atol`` (absolute, in units of V). For C¹ V these two conditions are equivalent
+        to the differential inclusion u' ∈ ∂‖·‖_*(−∇V(u)) (``docs/theory.md``).
         """
-        tol = real(tol, "tol", low=0.0)
-        lip_tol = real(lip_tol, "lip_tol", low=0.0)
+        defect_atol = real(defect_atol, "defect_atol", low=0.0)
+        lip_rtol = real(lip_rtol, "lip_rtol", low=0.0)
         lip = self.lipschitz_constants(norm)
         defect = self.worst_dissipation_defect(potential, norm, substeps=substeps)
-        return (lip <= 1.0 + lip_tol) & (defect <= tol)
+        return (lip <= 1.0 + lip_rtol) & (defect <= defect_atol)
 
-    def maximal_slope_mass(self, potential, norm=None, *, tol: float = 1e-8, lip_tol: float = 1e-9,
+    def maximal_slope_mass(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
+                           defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
                            substeps: int = 1) -> float:
         """η-mass of the curves that satisfy the inclusion within tolerance (:meth:`maximal_slope_mask`)."""
-        mask = self.maximal_slope_mask(potential, norm, tol=tol, lip_tol=lip_tol, substeps=substeps)
+        mask = self.maximal_slope_mask(potential, norm, defect_atol=defect_atol, lip_rtol=lip_rtol,
+                                       substeps=substeps)
         return float(self.weights[mask].sum())
-
-    #: alias: the η-mass of curves satisfying the differential inclusion within tolerance
-    inclusion_mass = maximal_slope_mass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,7 +388,7 @@ class CurveMeasure:
 # ----------------------------------------------------------------------------------------------
 
 
-def superpose(flow_result) -> CurveMeasure:
+def superpose(flow_result: FlowResult) -> CurveMeasure:
     """η = Σ_i w_i δ_{u_i} from the labelled particle trajectories of a flow.
 
     Parameters
@@ -340,10 +404,11 @@ def superpose(flow_result) -> CurveMeasure:
     for attr in ("positions", "weights", "times"):
         if not hasattr(flow_result, attr):
             raise TypeError(f"flow_result must be a FlowResult (missing .{attr}), got {type(flow_result).__name__}")
+    if not hasattr(flow_result, "norm"):
+        raise TypeError(f"flow_result must be a FlowResult (missing .norm), got {type(flow_result).__name__}")
     U = np.moveaxis(np.asarray(flow_result.positions, dtype=float), 0, 1)
-    p = getattr(flow_result, "p", None)
-    return CurveMeasure(U, flow_result.weights, flow_result.times, "linf" if p is None else p,
-                        normalize=True, info={"source": "flow"})
+    return CurveMeasure(U, flow_result.weights, flow_result.times, flow_result.norm,
+                        normalize=True, info=CurveInfo(source="flow"))
 
 
 def _segmented_fractions(group: np.ndarray, mass: np.ndarray, n_groups: int):
@@ -461,7 +526,8 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
     return rows, cols, mass
 
 
-def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None = "w2",
+def superpose_snapshots(measures: Sequence[ParticleMeasure | ArrayLike], times: ArrayLike,
+                        norm: str | float | Norm = "linf", *, tie_break: str | None = "w2",
                         gluing: str = "interval", max_curves: int | None = None) -> CurveMeasure:
     """η on piecewise-linear curves from unlabelled snapshots μ_{t_0}, …, μ_{t_K}.
 
@@ -500,10 +566,10 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     Returns
     -------
     CurveMeasure
-        ``info`` holds ``"winf_steps"`` (the value of each coupling, shape (K,)),
-        ``"n_curves_steps"`` (number of curves after each gluing step), ``"plan_entries"``
-        (non-zero entries of each plan after removing round-off) and ``"n_atoms"`` (support
-        size of every snapshot, (K+1,)).
+        ``info`` is a :class:`CurveInfo` with ``winf_steps`` (the value of each coupling,
+        shape (K,)), ``n_curves_steps`` (number of curves after each gluing step),
+        ``plan_entries`` (non-zero entries of each plan after removing round-off) and
+        ``n_atoms`` (support size of every snapshot, (K+1,)).
 
     Raises
     ------
@@ -522,14 +588,13 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
         if mu.dim != d:
             raise ValueError(f"measures[{k}] has dimension {mu.dim}, measures[0] has {d}")
     t = _as_times(times, "times", size=len(snaps))
-    p = parse_norm(norm, name="norm")
+    nrm = as_norm(norm)
     if gluing not in ("interval", "product"):
         raise ValueError(f"gluing must be 'interval' or 'product', got {gluing!r}")
     if max_curves is not None:
         max_curves = integer(max_curves, "max_curves", low=1)
     if tie_break is not None and not isinstance(tie_break, str):
         raise TypeError(f"tie_break must be a string, got {type(tie_break).__name__}")
-    from .transport import optimal_coupling
 
     K = len(snaps) - 1
     cur_atom = np.arange(snaps[0].n)
@@ -539,7 +604,7 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
     winf_steps, n_steps, n_entries = np.zeros(K), np.zeros(K, dtype=np.int64), np.zeros(K, dtype=np.int64)
     for k in range(K):
         mu, nu = snaps[k], snaps[k + 1]
-        gamma = optimal_coupling(mu, nu, norm, tie_break=tie_break)
+        gamma = optimal_coupling(mu, nu, nrm, tie_break=tie_break)
         rows, cols, mass = _checked_coupling(gamma, mu.weights, nu.weights, k)
         winf_steps[k] = float(gamma.value)
         n_entries[k] = rows.size
@@ -565,7 +630,7 @@ def superpose_snapshots(measures, times, norm="linf", *, tie_break: str | None =
         U[:, k] = snaps[k].points[atoms[k][idx]]
         if k:
             idx = parents[k - 1][idx]
-    return CurveMeasure(U, cur_w, t, p, normalize=True,
-                        info={"source": "snapshots", "gluing": gluing, "tie_break": tie_break,
-                              "winf_steps": winf_steps, "n_curves_steps": n_steps,
-                              "plan_entries": n_entries, "n_atoms": np.array([mu.n for mu in snaps])})
+    return CurveMeasure(U, cur_w, t, nrm, normalize=True,
+                        info=CurveInfo(source="snapshots", gluing=gluing, tie_break=tie_break,
+                                       winf_steps=winf_steps, n_curves_steps=n_steps,
+                                       plan_entries=n_entries, n_atoms=np.array([mu.n for mu in snaps])))

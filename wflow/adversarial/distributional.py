@@ -21,6 +21,7 @@ import numpy as np
 from .._validation import integer, real
 from ..flow import FlowResult, solve_flow
 from ..measures import ParticleMeasure, as_measure
+from ..memory import check_memory
 from ..norms import norm as _norm
 from ..norms import norm_name, parse_norm, project_ball
 from .attacks import attack_potential, fgsm, ifgsm, minmove_attack
@@ -281,6 +282,13 @@ def worst_case_loss(
     n, d = X.shape
     if d > 3:
         raise ValueError(f"worst_case_loss searches a dense grid: data must have d <= 3, got d = {d}")
+    M = float(grid) ** d
+    width = max(getattr(model, "layer_sizes", (64,)))
+    # the lattice, one batch of lattice points (≥ one data point's M nodes) with its projection
+    # and the network's activations on them
+    check_memory(8.0 * M * d + 8.0 * max(M, min(GRID_BATCH_ROWS, n * M)) * (4 * d + 2 * width + 2),
+                 f"the worst-case grid search ({grid}^{d} = {M:.3g} nodes per point)",
+                 "use a smaller grid (refinement levels, refine=..., recover the accuracy)")
     L = attack_potential(model, X, y, loss, name="data")
     labels = np.asarray(L.labels)
     best_v, best_x = _search(L, X, labels, np.full(n, eps), X, p, eps, _lattice(grid, d))
@@ -367,8 +375,7 @@ def attack_gaps(
     ----------
     model, data, y, eps, loss, norm : as in :func:`distributional_attack`
     ifgsm_steps, minmove_steps : sequences of int ≥ 1
-        Step counts (τ = ε/steps). Minimizing movement is skipped, with the reason recorded,
-        when the scheme is not available.
+        Step counts (τ = ε/steps).
     grid, refine : the grid search (:func:`worst_case_loss`)
     inner : inner solver of the minimizing-movement scheme
     worst : WorstCase, optional
@@ -402,14 +409,7 @@ def attack_gaps(
     for s in isteps:
         entries.append(entry("ifgsm", s, ifgsm(L, X, labels, eps, eps / s, s, norm=norm)))
     for s in msteps:
-        try:
-            Xa = minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner)
-        except ValueError as exc:
-            if "not available" not in str(exc):
-                raise
-            entries.append({"method": "minmove", "tau": eps / s, "steps": s, "skipped": str(exc)})
-            continue
-        entries.append(entry("minmove", s, Xa))
+        entries.append(entry("minmove", s, minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner)))
     return AttackGapReport(
         eps=eps, norm=norm_name(p), clean_loss=float(w @ L.value(X)),
         clean_accuracy=float(w @ (np.asarray(L.predict(X)) == labels)), worst_case=wc, entries=entries,

@@ -1,4 +1,4 @@
-"""Loss potentials ℓ(x) = loss(model(x), y) of a binary classifier, one label per point.
+"""Loss potentials ℓ(x) = loss(model(x), y) of a classifier, one label per point.
 
 A loss potential is a :class:`wflow.potentials.Potential` whose value at row i of X is the
 loss of the classifier at x_i against the label y_i of *data point i*; attacks ascend it, so
@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..potentials import Potential
-from .mlp import check_labels, sigmoid
+from .mlp import check_labels, log_softmax, sigmoid
 
-__all__ = ["LossPotential", "SquaredErrorLoss", "CrossEntropyLoss", "make_loss", "LOSSES"]
+__all__ = ["LossPotential", "SquaredErrorLoss", "CrossEntropyLoss", "SoftmaxCrossEntropyLoss",
+           "SoftmaxSquaredErrorLoss", "make_loss", "loss_class", "LOSSES", "MULTICLASS_LOSSES"]
 
 
 class LossPotential(Potential):
@@ -33,21 +34,30 @@ class LossPotential(Potential):
     ----------
     model : MLP
         A classifier with ``_logits(X)`` and ``_logits_and_grad(X)`` on (n, d) arrays, ``dim``
-        and ``predict(X)`` (e.g. :class:`wflow.adversarial.MLP`).
-    y : array of shape (n,), 0/1 scalar, or None
-        Labels in {0, 1}: one per data point, or one for all. ``None`` uses the label the
-        model predicts at ``x`` (required then), fixed at construction.
+        and ``predict(X)`` (e.g. :class:`wflow.adversarial.MLP`); k-class models also need
+        ``n_classes`` and ``_value_and_input_grad``.
+    y : array of shape (n,), scalar, or None
+        Labels in {0, 1} (binary) or {0, …, k−1}: one per data point, or one for all.
+        ``None`` uses the label the model predicts at ``x`` (required then), fixed at
+        construction.
     x : array, shape (n, d), optional
         Clean inputs whose predicted labels are used when ``y`` is None.
     """
 
     thread_safe = True
     name = "loss"
+    multiclass = False  # True for the k-class losses
 
     def __init__(self, model, y=None, *, x=None, scale: float = 1.0):
         if not (callable(getattr(model, "_logits_and_grad", None)) and hasattr(model, "dim")):
             raise TypeError(f"model must be a wflow MLP-like classifier, got {type(model).__name__}")
-        self.model, self.dim = model, int(model.dim)
+        k = int(getattr(model, "n_classes", 2))
+        if self.multiclass == bool(getattr(model, "binary", True)):
+            kind = "k-class (k output logits)" if self.multiclass else "binary (one output logit)"
+            raise ValueError(f"{type(self).__name__} needs a {kind} model, got {model!r} "
+                             "(make_loss picks the right loss)")
+        self.model, self.dim, self.n_classes = model, int(model.dim), k
+        self.dtype = np.dtype(getattr(model, "dtype", np.float64))
         if y is None:
             if x is None:
                 raise ValueError("y is None: pass labels y, or clean inputs x to use the predicted labels")
@@ -55,11 +65,13 @@ class LossPotential(Potential):
         self._y = self._labels(y)
         self.scale = float(scale)
 
-    @staticmethod
-    def _labels(y) -> np.ndarray:
+    def _labels(self, y) -> np.ndarray:
+        k = self.n_classes
         if np.ndim(y) == 0:
-            return check_labels(y, 1, name="y")[0].reshape(())
-        return check_labels(y, int(np.shape(y)[0]), name="y")
+            a = check_labels(y, 1, name="y", n_classes=k)[0].reshape(())
+        else:
+            a = check_labels(y, int(np.shape(y)[0]), name="y", n_classes=k)
+        return a.astype(np.int64) if self.multiclass else a.astype(self.dtype)
 
     # -- labels ---------------------------------------------------------------------------------
     @property
@@ -117,21 +129,38 @@ class LossPotential(Potential):
     def _dloss(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _loss_and_dloss(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._loss(z, y), self._dloss(z, y)
+
+    def _input(self, X: np.ndarray) -> np.ndarray:
+        dt = self.dtype
+        return X if X.dtype == dt else X.astype(dt)
+
     def _value(self, X):
         y = self._rows_labels(X)
-        return self.scale * self._loss(self.model._logits(X), y)
+        return self.scale * self._loss(self.model._logits(self._input(X)), y)
 
     def _grad(self, X):
         return self._value_and_grad(X)[1]
 
     def _value_and_grad(self, X):
         y = self._rows_labels(X)
+        X = self._input(X)
+        if self.multiclass:
+            v, g = self.model._value_and_input_grad(X, np.broadcast_to(y, (len(X),)), self._loss_and_dloss)
+            g *= self.scale
+            return self.scale * v, g
         z, g = self.model._logits_and_grad(X)
         g *= (self.scale * self._dloss(z, y))[:, None]
         return self.scale * self._loss(z, y), g
 
     def _grad_into(self, X, out):
         y = self._rows_labels(X)
+        X = self._input(X)
+        if self.multiclass:
+            g = self.model._value_and_input_grad(X, np.broadcast_to(y, (len(X),)), self._loss_and_dloss)[1]
+            np.multiply(g, self.scale, out=out)
+            return out
         z, g = self.model._logits_and_grad(X)
         np.multiply(g, (self.scale * self._dloss(z, y))[:, None], out=out)
         return out
@@ -166,14 +195,77 @@ class CrossEntropyLoss(LossPotential):
         return sigmoid(z) - y
 
 
+def _onehot_rows(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(len(z)), np.broadcast_to(np.asarray(y, dtype=np.int64), (len(z),))
+
+
+class SoftmaxCrossEntropyLoss(LossPotential):
+    """k classes: ℓ(x) = log Σ_j e^{z_j(x)} − z_y(x) (stable log-sum-exp), ∂ℓ/∂z = softmax(z) − e_y."""
+
+    name = "ce"
+    multiclass = True
+
+    @staticmethod
+    def _loss(z, y):
+        rows, y = _onehot_rows(z, y)
+        return -log_softmax(z)[rows, y]
+
+    @staticmethod
+    def _loss_and_dloss(z, y):
+        rows, y = _onehot_rows(z, y)
+        ls = log_softmax(z)
+        v = -ls[rows, y]
+        dz = np.exp(ls, out=ls)
+        dz[rows, y] -= 1.0
+        return v, dz
+
+    @classmethod
+    def _dloss(cls, z, y):
+        return cls._loss_and_dloss(z, y)[1]
+
+
+class SoftmaxSquaredErrorLoss(LossPotential):
+    """k classes: ℓ(x) = ‖softmax(z(x)) − e_y‖², ∂ℓ/∂z = p ⊙ (r − ⟨p, r⟩), r = 2 (p − e_y)."""
+
+    name = "mse"
+    multiclass = True
+
+    @staticmethod
+    def _loss_and_dloss(z, y):
+        rows, y = _onehot_rows(z, y)
+        p = np.exp(log_softmax(z))
+        r = p.copy()
+        r[rows, y] -= 1.0
+        v = np.einsum("ij,ij->i", r, r)
+        r *= 2.0
+        dz = p * (r - np.einsum("ij,ij->i", p, r)[:, None])
+        return v, dz
+
+    @classmethod
+    def _loss(cls, z, y):
+        return cls._loss_and_dloss(z, y)[0]
+
+    @classmethod
+    def _dloss(cls, z, y):
+        return cls._loss_and_dloss(z, y)[1]
+
+
+#: binary losses (one logit) and k-class losses, by name
 LOSSES = {"mse": SquaredErrorLoss, "ce": CrossEntropyLoss}
+MULTICLASS_LOSSES = {"mse": SoftmaxSquaredErrorLoss, "ce": SoftmaxCrossEntropyLoss}
+
+
+def loss_class(model, loss: str) -> type:
+    """The loss class named ``loss`` ∈ {"mse", "ce"} for ``model`` (binary or k-class)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    return LOSSES[loss] if getattr(model, "binary", True) else MULTICLASS_LOSSES[loss]
 
 
 def make_loss(model, y=None, loss: str = "mse", *, x=None) -> LossPotential:
     """The loss potential ``loss`` ∈ {"mse", "ce"} of ``model`` with labels ``y``.
 
-    See :class:`LossPotential` for ``y``/``x``.
+    For a binary model (one logit) the sigmoid losses, for a k-class model the softmax ones
+    (``"ce"``: softmax cross-entropy). See :class:`LossPotential` for ``y``/``x``.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-    return LOSSES[loss](model, y, x=x)
+    return loss_class(model, loss)(model, y, x=x)

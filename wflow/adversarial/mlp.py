@@ -1,15 +1,19 @@
-"""A small numpy multilayer perceptron for binary classification (the paper's architecture).
+"""A small numpy multilayer perceptron classifier (the paper's architecture, binary or k-class).
 
-The network maps x ∈ R^d to a logit z(x) and a probability p(x) = σ(z(x)) of class 1:
+The network maps x ∈ R^d to logits z(x):
 
     h_0 = x,   h_l = a(h_{l−1} W_l + b_l)  (l = 1, …, L−1),   z = h_{L−1} W_L + b_L,
 
-with a = ReLU or the exact GELU a(s) = s Φ(s) = ½ s (1 + erf(s/√2)). The paper's two-moons
-classifiers are 2 → 20 → 20 → 20 → 1 with a sigmoid output; a batch-norm layer in inference
-mode is an affine map and folds into the preceding dense layer (:func:`fold_batchnorm`).
+with a = ReLU or the exact GELU a(s) = s Φ(s) = ½ s (1 + erf(s/√2)). With one output unit the
+model is a binary classifier, z(x) ∈ R and p(x) = σ(z(x)) the probability of class 1 (the
+paper's two-moons classifiers are 2 → 20 → 20 → 20 → 1); with k ≥ 2 output units it is a
+k-class classifier, z(x) ∈ R^k and p(x) = softmax(z(x)), labels in {0, …, k−1}. A batch-norm
+layer in inference mode is an affine map and folds into the preceding dense layer
+(:func:`fold_batchnorm`).
 
-Everything is batched over the rows of X (shape (n, d)); input gradients ∂z/∂x are exact
-(backpropagation; ReLU uses the a.e. derivative 1{s > 0}).
+Everything is batched over the rows of X (shape (n, d)); input gradients are exact
+(backpropagation; ReLU uses the a.e. derivative 1{s > 0}). ``dtype`` (float64 by default,
+or float32) is the precision of the weights and of every evaluation (see docs/precision.md).
 """
 
 from __future__ import annotations
@@ -22,14 +26,20 @@ import numpy as np
 from scipy.special import erf, ndtr
 
 from .._validation import as_points, integer, rng_from
+from ..io import atomic_write
 
-__all__ = ["MLP", "ACTIVATIONS", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path"]
+__all__ = ["MLP", "ACTIVATIONS", "DTYPES", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path",
+           "as_dtype", "softmax", "log_softmax"]
 
 ACTIVATIONS = ("relu", "gelu")
 MODEL_NAMES = ("two_moons_relu", "two_moons_gelu")
 _MODEL_DIR = Path(__file__).resolve().parent / "models"
-_SQRT1_2 = 1.0 / np.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+# Python floats (not numpy float64 scalars): under NumPy's promotion rules they keep float32
+# arrays float32
+_SQRT1_2 = float(1.0 / np.sqrt(2.0))
+_INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
+#: the supported precisions
+DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 #: rows per matrix product. Small products stay single-threaded in OpenBLAS: on a loaded
 #: machine its threads contend for the cores and a (2048, 20) @ (20, 20) product can be 100×
 #: slower than two (1024, 20) ones (measured; see BENCHMARKS.md, adversarial).
@@ -45,7 +55,7 @@ def _act(name: str, s: np.ndarray) -> np.ndarray:
 def _act_and_deriv(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """a(s) and a'(s); GELU: a'(s) = Φ(s) + s φ(s)."""
     if name == "relu":
-        d = (s > 0).astype(float)
+        d = (s > 0).astype(s.dtype)
         return s * d, d
     cdf = 0.5 * (1.0 + erf(s * _SQRT1_2))
     pdf = _INV_SQRT_2PI * np.exp(-0.5 * s * s)
@@ -78,35 +88,77 @@ def _act_and_deriv_inplace(name: str, s: np.ndarray) -> tuple[np.ndarray, np.nda
     return s, d
 
 
+def as_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """``None`` → float64; float64 or float32 (any spelling numpy accepts) → that ``np.dtype``."""
+    if dtype is None:
+        return DTYPES[0]
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be numpy.float64 or numpy.float32, got {dtype!r}") from exc
+    if dt not in DTYPES:
+        raise ValueError(f"{name} must be numpy.float64 or numpy.float32, got {dt}")
+    return dt
+
+
+def _float_array(z) -> np.ndarray:
+    z = np.asarray(z)
+    return z if z.dtype in DTYPES else z.astype(np.float64)
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """σ(z) = 1 / (1 + e^{−z}), computed without overflow for large |z|."""
-    z = np.asarray(z, dtype=float)
+    """σ(z) = 1 / (1 + e^{−z}), computed without overflow for large |z| (float32 stays float32)."""
+    z = _float_array(z)
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """log softmax(z) over the last axis, z − max z − log Σ exp(z − max z) (no overflow)."""
+    z = _float_array(z)
+    s = z - z.max(axis=-1, keepdims=True)
+    s -= np.log(np.exp(s).sum(axis=-1, keepdims=True))
+    return s
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """softmax(z) over the last axis, e^{z − max z} / Σ e^{z − max z} (no overflow)."""
+    z = _float_array(z)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
+
+
 class MLP:
-    """Dense network with ReLU/GELU hidden layers and one sigmoid output unit.
+    """Dense network with ReLU/GELU hidden layers: binary (one logit) or k-class (k logits).
 
     Parameters
     ----------
     weights : list of arrays, shapes (n_{l−1}, n_l)
-        Dense weights, applied as ``h @ W`` (the last one has one output column).
+        Dense weights, applied as ``h @ W``. One output column: a binary classifier (a logit
+        z, p = σ(z)); k ≥ 2 columns: a k-class classifier (logits z ∈ R^k, p = softmax(z)).
     biases : list of arrays, shapes (n_l,)
     activation : {"relu", "gelu"}
         Hidden activation (GELU in its exact erf form).
+    dtype : numpy.float64 (default) or numpy.float32
+        Precision of the weights and of every evaluation: inputs are converted to it, and the
+        outputs (logits, probabilities, input gradients) have it (docs/precision.md).
 
     Attributes
     ----------
     dim : int
         Input dimension d.
     layer_sizes : tuple of int
-        (d, n_1, …, 1).
+        (d, n_1, …, k).
+    n_classes : int
+        2 for a binary model (one output unit), else k.
+    dtype : numpy.dtype
     """
 
-    def __init__(self, weights, biases, activation: str = "relu"):
+    def __init__(self, weights, biases, activation: str = "relu", dtype=None):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        dtype = as_dtype(dtype)
         if not isinstance(weights, (list, tuple)) or not isinstance(biases, (list, tuple)):
             raise TypeError("weights and biases must be lists of arrays")
         if len(weights) == 0 or len(weights) != len(biases):
@@ -123,25 +175,44 @@ class MLP:
                                  f"{Ws[i - 1].shape[1]} outputs")
             if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
                 raise ValueError(f"layer {i}: weights/biases contain NaN or infinite values")
-        if Ws[-1].shape[1] != 1:
-            raise ValueError(f"the last layer must have one output (a logit), got {Ws[-1].shape[1]}")
-        self.weights, self.biases, self.activation = Ws, bs, activation
+        self.dtype = dtype
+        self.weights = [W.astype(dtype, copy=False) for W in Ws]
+        self.biases = [b.astype(dtype, copy=False) for b in bs]
+        self.activation = activation
         self._refresh()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def init(cls, layer_sizes=(2, 20, 20, 20, 1), activation: str = "relu", seed=None) -> "MLP":
-        """He-initialized network: W_l ~ N(0, 2/n_{l−1}), b_l = 0 (seeded)."""
+    def init(cls, layer_sizes=(2, 20, 20, 20, 1), activation: str = "relu", seed=None,
+             dtype=None) -> "MLP":
+        """He-initialized network: W_l ~ N(0, 2/n_{l−1}), b_l = 0 (seeded, drawn in float64).
+
+        The last size is 1 (binary classifier) or the number of classes k ≥ 2.
+        """
         sizes = [integer(s, "layer_sizes", low=1) for s in layer_sizes]
-        if len(sizes) < 2 or sizes[-1] != 1:
-            raise ValueError(f"layer_sizes must be (d, ..., 1), got {tuple(layer_sizes)}")
+        if len(sizes) < 2:
+            raise ValueError(f"layer_sizes must be (d, ..., k) with at least two entries, got {tuple(layer_sizes)}")
         rng = rng_from(seed)
         Ws = [rng.normal(0.0, np.sqrt(2.0 / a), size=(a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
-        return cls(Ws, [np.zeros(b) for b in sizes[1:]], activation)
+        return cls(Ws, [np.zeros(b) for b in sizes[1:]], activation, dtype)
 
     @property
     def dim(self) -> int:
         return self.weights[0].shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of output units (1 for a binary model, k for a k-class model)."""
+        return self.weights[-1].shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        k = self.n_outputs
+        return 2 if k == 1 else k
+
+    @property
+    def binary(self) -> bool:
+        return self.n_outputs == 1
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -152,15 +223,25 @@ class MLP:
         return sum(W.size + b.size for W, b in zip(self.weights, self.biases))
 
     def __repr__(self) -> str:
-        return f"MLP({' → '.join(map(str, self.layer_sizes))}, {self.activation})"
+        dt = "" if self.dtype == DTYPES[0] else f", {self.dtype}"
+        return f"MLP({' → '.join(map(str, self.layer_sizes))}, {self.activation}{dt})"
 
     def copy(self) -> "MLP":
-        return MLP([W.copy() for W in self.weights], [b.copy() for b in self.biases], self.activation)
+        return MLP([W.copy() for W in self.weights], [b.copy() for b in self.biases], self.activation,
+                   self.dtype)
+
+    def astype(self, dtype) -> "MLP":
+        """A copy in precision ``dtype`` (float64 → float32 rounds every weight to nearest)."""
+        return MLP(self.weights, self.biases, self.activation, as_dtype(dtype))
 
     # -- evaluation ---------------------------------------------------------------------------
     def _check(self, X, name: str = "X") -> tuple[np.ndarray, bool]:
         single = np.ndim(X) == 1
-        return as_points(X, name, dim=self.dim), single
+        return self._as_input(as_points(X, name, dim=self.dim)), single
+
+    def _as_input(self, X: np.ndarray) -> np.ndarray:
+        """X in the model's dtype (no copy when it already is)."""
+        return X if X.dtype == self.dtype else X.astype(self.dtype)
 
     def _refresh(self) -> None:
         """Drop the cached transposes/tiled biases (call after changing the weights in place)."""
@@ -198,19 +279,30 @@ class MLP:
                 derivs.append(d)
         return h
 
+    def _out(self, h: np.ndarray) -> np.ndarray:
+        """Output layer: (n,) logits of a binary model, (n, k) of a k-class model."""
+        if self.binary:
+            return h @ self._wlast + self.biases[-1][0]
+        z = h @ self.weights[-1]
+        z += self.biases[-1]
+        return z
+
     def _logits(self, X: np.ndarray) -> np.ndarray:
         if len(X) > BLOCK_ROWS:
-            z = np.empty(len(X))
+            z = np.empty((len(X),) + (() if self.binary else (self.n_outputs,)), dtype=self.dtype)
             for s in range(0, len(X), BLOCK_ROWS):
                 z[s:s + BLOCK_ROWS] = self._logits(X[s:s + BLOCK_ROWS])
             return z
         h = self._hidden(X, self._cache(len(X)), None)
-        return h @ self._wlast + self.biases[-1][0]
+        return self._out(h)
 
     def _logits_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """z (n,) and ∂z/∂x (n, d) by one forward and one backward pass."""
+        """Binary model: z (n,) and ∂z/∂x (n, d) by one forward and one backward pass."""
+        if not self.binary:
+            raise ValueError(f"logit gradients ∂z/∂x are for binary models; this model has {self.n_outputs} "
+                             "outputs (use logit_grad for the (n, k, d) Jacobian or a loss potential)")
         if len(X) > BLOCK_ROWS:
-            z, g = np.empty(len(X)), np.empty(X.shape)
+            z, g = np.empty(len(X), dtype=self.dtype), np.empty(X.shape, dtype=self.dtype)
             for s in range(0, len(X), BLOCK_ROWS):
                 z[s:s + BLOCK_ROWS], g[s:s + BLOCK_ROWS] = self._logits_and_grad(X[s:s + BLOCK_ROWS])
             return z, g
@@ -228,31 +320,69 @@ class MLP:
             delta *= derivs[i - 1]
         return z, delta @ c["WT"][0]
 
+    def _value_and_input_grad(self, X: np.ndarray, y: np.ndarray, fn) -> tuple[np.ndarray, np.ndarray]:
+        """ℓ_i and ∇_x ℓ_i for ℓ_i = fn-loss of the logits z(x_i) (n, k) against labels y_i.
+
+        ``fn(z, y) -> (ℓ (n,), ∂ℓ/∂z (n, k))``; the cotangent ∂ℓ/∂z is pulled back through the
+        network (one forward, one backward pass, in blocks of ``BLOCK_ROWS`` rows). ``y`` has
+        one entry per row of X.
+        """
+        n = len(X)
+        if n > BLOCK_ROWS:
+            v, g = np.empty(n, dtype=self.dtype), np.empty(X.shape, dtype=self.dtype)
+            for s in range(0, n, BLOCK_ROWS):
+                sl = slice(s, s + BLOCK_ROWS)
+                v[sl], g[sl] = self._value_and_input_grad(X[sl], y[sl], fn)
+            return v, g
+        c = self._cache(n)
+        derivs: list = []
+        h = self._hidden(X, c, derivs)
+        v, dz = fn(self._out(h), y)
+        delta = dz @ c["WT"][-1]
+        for i in range(len(derivs) - 1, -1, -1):
+            delta *= derivs[i]
+            delta = delta @ c["WT"][i]
+        return v, delta
+
     def logits(self, X) -> np.ndarray:
-        """Logits z(x): (n, d) → (n,) ((d,) → ())."""
+        """Logits z(x): (n, d) → (n,) for a binary model, (n, k) for k classes ((d,) → () or (k,))."""
         A, single = self._check(X)
         z = self._logits(A)
         return z[0] if single else z
 
     def predict_proba(self, X) -> np.ndarray:
-        """p(x) = σ(z(x)), the probability of class 1: (n, d) → (n,)."""
-        return sigmoid(self.logits(X))
+        """Binary: p(x) = σ(z(x)), the probability of class 1, (n, d) → (n,).
+        k classes: softmax(z(x)), (n, d) → (n, k)."""
+        z = self.logits(X)
+        return sigmoid(z) if self.binary else softmax(z)
 
     __call__ = predict_proba
 
     def predict(self, X) -> np.ndarray:
-        """Predicted labels 1{z(x) > 0} ∈ {0, 1} as int64, (n, d) → (n,)."""
-        return (self.logits(X) > 0).astype(np.int64)
+        """Predicted labels as int64, (n, d) → (n,): 1{z(x) > 0} (binary), argmax_j z_j(x) (k classes)."""
+        z = self.logits(X)
+        return (z > 0).astype(np.int64) if self.binary else np.argmax(z, axis=-1).astype(np.int64)
 
     def logit_grad(self, X) -> np.ndarray:
-        """Exact input gradient ∂z/∂x: (n, d) → (n, d)."""
+        """Exact input gradient ∂z/∂x: (n, d) → (n, d) (binary); the Jacobian (n, k, d) (k classes)."""
         A, single = self._check(X)
-        g = self._logits_and_grad(A)[1]
+        if self.binary:
+            g = self._logits_and_grad(A)[1]
+        else:
+            k = self.n_outputs
+            g = np.empty((len(A), k, self.dim), dtype=self.dtype)
+            rows = np.zeros(len(A), dtype=np.int64)
+            for j in range(k):
+                def unit(z, y, j=j):
+                    dz = np.zeros_like(z)
+                    dz[:, j] = 1.0
+                    return z[:, j], dz
+                g[:, j] = self._value_and_input_grad(A, rows, unit)[1]
         return g[0] if single else g
 
     def accuracy(self, X, y) -> float:
         """Fraction of rows with predict(X) == y."""
-        y = check_labels(y, len(as_points(X, "X")), name="y", allow_scalar=False)
+        y = check_labels(y, len(as_points(X, "X")), name="y", allow_scalar=False, n_classes=self.n_classes)
         return float(np.mean(self.predict(X) == y))
 
     # -- parameter gradients (training) -----------------------------------------------------
@@ -264,14 +394,17 @@ class MLP:
             h, d = _act_and_deriv(self.activation, h @ W + b)
             hs.append(h)
             derivs.append(d)
-        return hs, derivs, h @ self.weights[-1][:, 0] + self.biases[-1][0]
+        if self.binary:
+            return hs, derivs, h @ self.weights[-1][:, 0] + self.biases[-1][0]
+        return hs, derivs, h @ self.weights[-1] + self.biases[-1]
 
     def _param_grads(self, X: np.ndarray, dz: np.ndarray, fwd=None) -> tuple[list, list]:
-        """∂/∂θ of Σ_i dz_i z(x_i): lists of arrays shaped like weights and biases."""
+        """∂/∂θ of Σ_i ⟨dz_i, z(x_i)⟩ (dz: (n,) binary, (n, k) k classes): lists shaped like
+        weights and biases."""
         hs, derivs, _ = self._forward(X) if fwd is None else fwd
         gW = [None] * len(self.weights)
         gb = [None] * len(self.weights)
-        delta = dz[:, None]
+        delta = dz[:, None] if dz.ndim == 1 else dz
         for i in range(len(self.weights) - 1, -1, -1):
             gW[i] = hs[i].T @ delta
             gb[i] = delta.sum(axis=0)
@@ -281,14 +414,18 @@ class MLP:
 
     # -- files --------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the network to an ``.npz`` (W0, b0, W1, …, activation, n_layers)."""
+        """Write the network to an ``.npz`` (W0, b0, W1, …, activation, n_layers, dtype)."""
         path = os.fspath(path)
-        arrays = {"activation": np.array(self.activation), "n_layers": np.array(len(self.weights))}
+        arrays = {"activation": np.array(self.activation), "n_layers": np.array(len(self.weights)),
+                  "dtype": np.array(self.dtype.name)}
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> "MLP":
@@ -310,10 +447,11 @@ class MLP:
                 activation = str(f["activation"])
                 Ws = [f[f"W{i}"] for i in range(n)]
                 bs = [f[f"b{i}"] for i in range(n)]
+                dtype = str(f["dtype"]) if "dtype" in f.files else None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as exc:
             raise ValueError(f"{path} is not a valid wflow MLP file: {type(exc).__name__}: {exc}") from None
         try:
-            return cls(Ws, bs, activation)
+            return cls(Ws, bs, activation, dtype)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path} is not a valid wflow MLP file: {exc}") from None
 
@@ -345,19 +483,27 @@ def fold_batchnorm(W, b, gamma, beta, mean, var, eps: float = 1e-5) -> tuple[np.
     return W * scale, (b - np.asarray(mean, float)) * scale + np.asarray(beta, float)
 
 
-def check_labels(y, n: int, *, name: str = "y", allow_scalar: bool = True) -> np.ndarray:
-    """Labels in {0, 1} as float64: shape (n,) (a scalar is broadcast when allowed)."""
+def check_labels(y, n: int, *, name: str = "y", allow_scalar: bool = True, n_classes: int = 2) -> np.ndarray:
+    """Labels as an array of shape (n,) (a scalar is broadcast when allowed).
+
+    ``n_classes == 2`` (binary): labels in {0, 1}, returned as float64 (the binary losses use
+    y as a number). ``n_classes = k > 2``: labels in {0, …, k−1}, returned as int64.
+    """
+    labels = "{0, 1}" if n_classes == 2 else f"{{0, …, {n_classes - 1}}}"
     if isinstance(y, (str, bytes)) or y is None:
-        raise TypeError(f"{name} must be labels in {{0, 1}}, got {type(y).__name__}")
+        raise TypeError(f"{name} must be labels in {labels}, got {type(y).__name__}")
     try:
         a = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be numeric labels in {{0, 1}}: {exc}") from None
+        raise TypeError(f"{name} must be numeric labels in {labels}: {exc}") from None
     if a.ndim == 0 and allow_scalar:
         a = np.full(n, float(a))
     if a.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) (one label per point), got {np.shape(y)}")
-    if not np.all((a == 0) | (a == 1)):
-        bad = a[~((a == 0) | (a == 1))][0]
-        raise ValueError(f"{name} must contain only the labels 0 and 1, got {bad!r}")
-    return a
+    ok = (a == np.round(a)) & (a >= 0) & (a <= n_classes - 1)
+    if not np.all(ok):
+        bad = a[~ok][0]
+        if n_classes == 2:
+            raise ValueError(f"{name} must contain only the labels 0 and 1, got {bad!r}")
+        raise ValueError(f"{name} must contain only the labels {labels}, got {bad!r}")
+    return a if n_classes == 2 else a.astype(np.int64)

@@ -206,21 +206,24 @@ def mlp_to_torch(model, dtype=None, *, sigmoid: bool = True):
     """A ``torch.nn.Sequential`` computing the same function as a numpy :class:`MLP`.
 
     Linear layers (weights transposed to torch's (out, in) layout), ReLU or exact GELU
-    (``approximate="none"``), and a final Sigmoid: the output is p(x) = σ(z(x)), shape (n, 1)
-    (the logit z(x) with ``sigmoid=False``, for ``loss="bce_logits"``). ``dtype`` defaults to
-    float64 so values agree with numpy to round-off.
+    (``approximate="none"``), and for a binary model a final Sigmoid: the output is
+    p(x) = σ(z(x)), shape (n, 1) (the logit z(x) with ``sigmoid=False``, for
+    ``loss="bce_logits"``). A k-class model gives its logits (n, k) (for ``loss="ce"``).
+    ``dtype`` defaults to the model's (float64 or float32), so values agree with numpy to
+    round-off.
     """
     torch = require_torch()
-    dtype = torch.float64 if dtype is None else dtype
+    if dtype is None:
+        dtype = torch.float32 if np.dtype(getattr(model, "dtype", np.float64)) == np.float32 else torch.float64
     layers = []
     for i, (W, b) in enumerate(zip(model.weights, model.biases)):
         lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
         with torch.no_grad():
-            lin.weight.copy_(torch.as_tensor(W.T))
+            lin.weight.copy_(torch.as_tensor(np.ascontiguousarray(W.T)))
             lin.bias.copy_(torch.as_tensor(b))
         layers.append(lin)
         if i < len(model.weights) - 1:
             layers.append(torch.nn.ReLU() if model.activation == "relu" else torch.nn.GELU(approximate="none"))
-    if sigmoid:
+    if sigmoid and model.weights[-1].shape[1] == 1:
         layers.append(torch.nn.Sigmoid())
     return torch.nn.Sequential(*layers).to(dtype).eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_points, integer, real, rng_from
-from .losses import LOSSES
+from .losses import loss_class
 from .mlp import MLP, check_labels
 
 __all__ = ["train"]
@@ -28,7 +28,9 @@ def train(
 
     Each epoch shuffles the rows (seeded) and takes one Adam step per mini-batch on
     (1/B) Σ_{i∈batch} ℓ(z(x_i), y_i), with ℓ the squared error on the sigmoid output
-    (``"mse"``, the paper's choice) or the cross-entropy (``"ce"``).
+    (``"mse"``, the paper's choice) or the cross-entropy (``"ce"``) for a binary model, and
+    the softmax versions for a k-class model (``"ce"``: softmax cross-entropy). Training runs
+    in the model's dtype (float32 models train in float32).
 
     Parameters
     ----------
@@ -36,7 +38,7 @@ def train(
         The initial network (not modified).
     X : array, shape (n, d)
     y : array, shape (n,)
-        Labels in {0, 1}.
+        Labels in {0, 1} (binary model) or {0, …, k−1} (k-class model).
     loss : {"mse", "ce"}
     epochs, batch_size : int
     lr : float
@@ -54,10 +56,10 @@ def train(
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be an MLP, got {type(model).__name__}")
-    X = as_points(X, "X", dim=model.dim)
-    y = check_labels(y, len(X), name="y", allow_scalar=False)
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    X = as_points(X, "X", dim=model.dim).astype(model.dtype, copy=False)
+    y = check_labels(y, len(X), name="y", allow_scalar=False, n_classes=model.n_classes)
+    y = y.astype(model.dtype) if model.binary else y.astype(np.int64)
+    L = loss_class(model, loss)
     epochs = integer(epochs, "epochs", low=0)
     batch_size = integer(batch_size, "batch_size", low=1)
     lr = real(lr, "lr", low=0.0, strict=True)
@@ -66,14 +68,13 @@ def train(
         raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
     adam_eps = real(adam_eps, "adam_eps", low=0.0, strict=True)
     rng = rng_from(seed)
-    L = LOSSES[loss]
 
     net = model.copy()
     params = net.weights + net.biases
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     t = 0
-    history = np.empty(epochs)
+    history = np.empty(epochs)  # float64 whatever the model's dtype
     n = len(X)
     for e in range(epochs):
         perm = rng.permutation(n)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..adversarial.attacks import attack_potential
+from ..adversarial.distributional import worst_case_loss
+from ..minmove import minmove_step
 from ..norms import dual_norm, parse_norm
 from .report import CheckReport
 
@@ -46,16 +49,13 @@ def check_minmove_step_is_worst_case(model, X, y=None, eps: float = 0.1, *, norm
     CheckReport
         measured = max_i |ℓ(step_i) − worst_i| − tol_i (≤ 0 passes); details hold both means.
     """
-    from ..adversarial import worst_case_loss
-    from ..adversarial.distributional import attack_potential
-    from ..minmove import minmove_step
 
     p = parse_norm(norm, name="norm")
     X = np.asarray(X, dtype=float)
     wc = worst_case_loss(model, X, y, eps, loss=loss, norm=p, grid=grid, refine=refine)
     L = attack_potential(model, X, y, loss, name="X")
     V = -1.0 * L
-    x1, _ = minmove_step(V, X, eps if step_tau is None else step_tau, norm=p, inner="global")
+    x1 = minmove_step(V, X, eps if step_tau is None else step_tau, norm=p, inner="global").x
     step_vals = np.asarray(L.value(x1), dtype=float)
     h = 2.0 * eps / (grid - 1)
     for _ in range(refine):

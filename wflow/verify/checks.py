@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import real
 from ..measures import ParticleMeasure, as_measure
 from ..norms import dual_norm, norm_name, parse_norm
 from ..norms import norm as _norm
-from ..superposition import CurveMeasure, _as_times, superpose, superpose_snapshots
+from ..superposition import CurveMeasure, _as_times, _worst_increase, superpose, superpose_snapshots
+from ..transport import winf
 from .report import CheckReport
 
 __all__ = [
@@ -154,7 +156,7 @@ def segment_analysis(eta: CurveMeasure, potential=None, norm=None) -> dict:
     ``defect``, ``defect_tol``, ``osc_term``, ``quad_term``, ``floor_term`` (m, K), ``energies``,
     ``slopes`` (m, K+1), ``lipschitz_grad`` (m,).
     """
-    p = eta.p if norm is None else parse_norm(norm, name="norm")
+    p = eta.norm.p if norm is None else parse_norm(norm, name="norm")
     U, t = eta.curves, eta.times
     m, K1, d = U.shape
     out = {"h": np.diff(t), "p": p}
@@ -205,8 +207,6 @@ def _worst_index(excess):
 
 
 def _override(value, name):
-    from .._validation import real
-
     return None if value is None else real(value, name, low=0.0)
 
 
@@ -249,8 +249,6 @@ def check_snapshot_lipschitz(measures, times=None, norm="linf", *, speed_tol: fl
     Consecutive pairs imply all pairs (triangle inequality for W∞), so K transport problems
     certify W∞(μ_s, μ_t) ≤ |t − s| on the whole grid.
     """
-    from ..transport import winf
-
     snaps, t = _snapshots(measures, times)
     p = parse_norm(norm, name="norm")
     if len(snaps) < 2:
@@ -279,11 +277,9 @@ def check_marginals(eta, measures, times=None, norm=None, *, marginal_tol: float
     atoms: at grid times of η the marginal's atoms are stored copies, between grid times a
     linear blend adds ≤ 2ε|x| per coordinate.
     """
-    from ..transport import winf
-
     eta = as_curve_measure(eta)
     snaps, t = _snapshots(measures, times)
-    p = eta.p if norm is None else parse_norm(norm, name="norm")
+    p = eta.norm.p if norm is None else parse_norm(norm, name="norm")
     if t[0] < eta.times[0] or t[-1] > eta.T:
         raise ValueError(f"times must lie in eta's interval [{eta.times[0]:g}, {eta.T:g}]")
     for k, mu in enumerate(snaps):
@@ -325,8 +321,6 @@ def check_energy_dissipation(eta, potential, norm=None, *, times=None, defect_to
     defect_tol : float, optional
         Replace the derived per-curve segment tolerance by this constant.
     """
-    from ..superposition import _worst_increase
-
     eta = as_curve_measure(eta, times, norm)
     seg = segment_analysis(eta, potential, norm) if _seg is None else _seg
     defect_tol = _override(defect_tol, "defect_tol")
@@ -412,7 +406,7 @@ def verify_characterization(eta, measures=None, times=None, potential=None, norm
     if unknown:
         raise TypeError(f"unknown tolerance argument(s) {sorted(unknown)}; expected among {list(TOLERANCE_NAMES)}")
     eta = as_curve_measure(eta)
-    p = eta.p if norm is None else parse_norm(norm, name="norm")
+    p = eta.norm.p if norm is None else parse_norm(norm, name="norm")
     if potential is not None:
         _check_potential(potential)
     seg = segment_analysis(eta, potential, p)

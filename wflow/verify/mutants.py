@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import rng_from
-from ..flow import solve_flow
+from ..flow import solve_flow, time_grid
+from ..measures import ParticleMeasure
 from ..norms import norm as _norm
 from ..norms import parse_norm, steepest
 from ..superposition import CurveMeasure, superpose
@@ -38,8 +39,6 @@ def euler_curves(potential, x0, T, tau, norm="linf", *, velocity=None, weights=N
 
     ``velocity(g, k) -> (n, d)``; the default is the steepest direction (the correct scheme).
     """
-    from ..flow import time_grid
-
     p = parse_norm(norm, name="norm")
     X = np.array(x0, dtype=float)
     t = time_grid(T, tau)
@@ -71,7 +70,7 @@ def slow_descent(potential, x0, T, tau, norm="linf", **_):
 def speed_two(potential, x0, T, tau, norm="linf", **_):
     """The correct curves replayed at double speed, t ↦ u(2t) on [0, T/2]."""
     eta = superpose(solve_flow(potential, x0, T, tau, norm=norm))
-    return CurveMeasure(eta.curves, eta.weights, eta.times / 2.0, eta.p)
+    return CurveMeasure(eta.curves, eta.weights, eta.times / 2.0, eta.norm)
 
 
 def frozen_coordinate(potential, x0, T, tau, norm="linf", *, fraction=0.1, coordinate=-1, seed=0, **_):
@@ -92,23 +91,21 @@ def not_moving(potential, x0, T, tau, norm="linf", **_):
     """Every curve constant at its start."""
     eta = superpose(solve_flow(potential, x0, T, tau, norm=norm))
     U = np.repeat(eta.curves[:, :1], eta.times.size, axis=1)
-    return CurveMeasure(U, eta.weights, eta.times, eta.p)
+    return CurveMeasure(U, eta.weights, eta.times, eta.norm)
 
 
 def permuted_weights(potential, x0, T, tau, norm="linf", *, weights=None, seed=0, **_):
     """The correct curves with their weights permuted (a different curve of measures)."""
-    from ..measures import ParticleMeasure
-
     eta = superpose(solve_flow(potential, ParticleMeasure(x0, weights), T, tau, norm=norm))
     w = eta.weights[rng_from(seed).permutation(eta.n_curves)]
-    return CurveMeasure(eta.curves, w, eta.times, eta.p)
+    return CurveMeasure(eta.curves, w, eta.times, eta.norm)
 
 
 def shifted_snapshot(potential, x0, T, tau, norm="linf", **_):
     """Curves labelled one snapshot early: u_c(t_k) ← u_c(t_{k+1}) (last value repeated)."""
     eta = superpose(solve_flow(potential, x0, T, tau, norm=norm))
     U = np.concatenate([eta.curves[:, 1:], eta.curves[:, -1:]], axis=1)
-    return CurveMeasure(U, eta.weights, eta.times, eta.p)
+    return CurveMeasure(U, eta.weights, eta.times, eta.norm)
 
 
 def wrong_norm(potential, x0, T, tau, norm="linf", **_):
@@ -147,7 +144,7 @@ def stops_halfway(potential, x0, T, tau, norm="linf", **_):
     k = int(np.searchsorted(eta.times, eta.T / 2.0))
     U = eta.curves.copy()
     U[:, k + 1:] = U[:, k:k + 1]
-    return CurveMeasure(U, eta.weights, eta.times, eta.p)
+    return CurveMeasure(U, eta.weights, eta.times, eta.norm)
 
 
 #: name → (mutant factory, whether it is caught only against the true snapshots)

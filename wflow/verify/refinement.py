@@ -20,6 +20,7 @@ from ..flow import solve_flow
 from ..norms import norm_name, parse_norm
 from ..studies import closed_form_flow, fitted_rate, sup_error
 from ..superposition import CurveMeasure, superpose_snapshots
+from ..transport import winf
 from .checks import EPS, _snapshots, as_curve_measure, check_energy_dissipation
 from .report import CheckReport
 
@@ -177,8 +178,6 @@ def check_held_out(measures, times=None, norm="linf", *, min_order: float = MIN_
     keep_eta : bool
         Put the finest η in ``details["_eta"]`` (not JSON; pop it before serializing).
     """
-    from ..transport import winf
-
     snaps, t = _snapshots(measures, times)
     p = parse_norm(norm, name="norm")
     K = len(snaps) - 1

@@ -30,12 +30,9 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 
 if sys.version_info >= (3, 11):
@@ -45,6 +42,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 import numpy as np
 
+from .. import potentials as P
+from ..adversarial.data import load_two_moons, make_two_moons
+from ..adversarial.losses import make_loss
+from ..adversarial.mlp import load_model
+from ..measures import ParticleMeasure
+
 __all__ = [
     "ConfigError",
     "RunConfig",
@@ -52,9 +55,8 @@ __all__ = [
     "parse_config",
     "build_potential",
     "build_initial",
-    "StagedOutput",
+    "ModelPotential",
     "FIGURES",
-    "run_config",
 ]
 
 FIGURES = ("landscape", "snapshots", "energy", "animation")
@@ -276,11 +278,23 @@ def load_config(path) -> RunConfig:
         For a missing file, a TOML syntax error, or an invalid key (named in the message).
     """
     path = os.fspath(path)
+    if not isinstance(path, str) or path == "":
+        raise ConfigError(f"the config path must be a non-empty file name, got {path!r}")
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read()
     except FileNotFoundError:
-        raise ConfigError(f"config file {path!r} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     return parse_config(data, source=path)
@@ -290,9 +304,7 @@ def load_config(path) -> RunConfig:
 # builders
 # --------------------------------------------------------------------------------------------
 def build_potential(cfg: RunConfig):
-    """The potential described by ``cfg.potential``."""
-    from . import potentials as P
-
+    """The potential described by ``cfg.potential`` (a :class:`ModelPotential` for ``model``)."""
     pot = cfg.potential
     kind = pot["kind"]
     try:
@@ -310,31 +322,26 @@ def build_potential(cfg: RunConfig):
         raise ConfigError(f"potential: {exc}") from None
     # kind == "model": the adversarial loss of a shipped classifier (labels: predicted)
     try:
-        from .adversarial import load_model, make_loss
-    except ImportError:
-        raise ConfigError("potential.kind = 'model' needs wflow.adversarial, which is not available") from None
-    try:
         model = load_model(pot["name"])
     except (KeyError, ValueError, FileNotFoundError, OSError) as exc:
         raise ConfigError(f"potential.name: {exc}") from None
-    return _ModelPotential(model, pot.get("loss", "mse"), make_loss)
+    return ModelPotential(model, pot.get("loss", "mse"))
 
 
-class _ModelPotential:
-    """Placeholder bound to the initial points later (labels = predictions at x0)."""
+class ModelPotential:
+    """A shipped classifier's loss, bound to the initial points later (labels = predictions at x0)."""
 
-    def __init__(self, model, loss, make_loss):
-        self.model, self.loss, self.make_loss = model, loss, make_loss
+    def __init__(self, model, loss: str):
+        self.model, self.loss = model, loss
+        self.dim = model.dim
 
     def bind(self, X0):
         """V = −loss with the labels the model predicts at the initial points (an attack)."""
-        return -self.make_loss(self.model, None, self.loss, x=X0)
+        return -make_loss(self.model, None, self.loss, x=X0)
 
 
 def build_initial(cfg: RunConfig, dim: int | None):
     """The initial measure described by ``cfg.initial`` (a ParticleMeasure)."""
-    from .measures import ParticleMeasure
-
     ini = cfg.initial
     kind = ini["kind"]
     rng = np.random.default_rng(ini.get("seed", 0))
@@ -360,170 +367,15 @@ def build_initial(cfg: RunConfig, dim: int | None):
         except ValueError as exc:
             raise ConfigError(f"initial.weights: {exc}") from None
     # dataset: the shipped two-moons split (first n points) or a fresh seeded sample
-    try:
-        from .adversarial import load_two_moons, make_two_moons
-    except ImportError:
-        raise ConfigError("initial.kind = 'dataset' needs wflow.adversarial, which is not available") from None
     if dim not in (None, 2):
         raise ConfigError(f"initial.kind = 'dataset' gives 2-D points but the potential has dimension {dim}")
     name = ini.get("name", "two_moons_test")
     if name == "two_moons":
         X, _ = make_two_moons(n=n, noise=float(ini.get("noise", 0.1)), seed=ini.get("seed", 0))
     else:
-        X = load_two_moons()["X_test" if name == "two_moons_test" else "X_train"][:n]
+        X = load_two_moons()["X_test" if name == "two_moons_test" else "X_train"]
+        if n > len(X):
+            raise ConfigError(f"initial.n = {n} exceeds the {len(X)} points of initial.name = {name!r}; "
+                              f"use at most {len(X)} or initial.name = 'two_moons' (a fresh sample)")
+        X = X[:n]
     return ParticleMeasure(X)
-
-
-# --------------------------------------------------------------------------------------------
-# atomic output directory
-# --------------------------------------------------------------------------------------------
-class StagedOutput:
-    """Write a set of files into ``out`` all-or-nothing.
-
-    Files are written into a hidden staging directory next to ``out``; on a clean exit of the
-    ``with`` block each one is moved into ``out`` with an atomic rename, on an exception the
-    staging directory is deleted and ``out`` is left as it was.
-
-    Examples
-    --------
-    >>> with StagedOutput("wflow-out") as st:          # doctest: +SKIP
-    ...     st.write_json("report.json", {...})
-    """
-
-    def __init__(self, out):
-        self.out = os.path.abspath(os.fspath(out))
-        self.files: list[str] = []
-        self.stage: str | None = None
-
-    def __enter__(self) -> "StagedOutput":
-        parent = os.path.dirname(self.out)
-        os.makedirs(parent, exist_ok=True)
-        if os.path.exists(self.out) and not os.path.isdir(self.out):
-            raise ConfigError(f"--out {self.out} exists and is not a directory")
-        self.stage = tempfile.mkdtemp(prefix=".wflow-stage-", dir=parent)
-        return self
-
-    def path(self, name: str) -> str:
-        """Staging path for the output file ``name`` (record it for the final move)."""
-        if name not in self.files:
-            self.files.append(name)
-        p = os.path.join(self.stage, name)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        return p
-
-    def write_text(self, name: str, text: str) -> str:
-        with open(self.path(name), "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return name
-
-    def write_json(self, name: str, data) -> str:
-        return self.write_text(name, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        try:
-            if exc_type is None:
-                os.makedirs(self.out, exist_ok=True)
-                for name in self.files:
-                    dest = os.path.join(self.out, name)
-                    os.makedirs(os.path.dirname(dest), exist_ok=True)
-                    os.replace(os.path.join(self.stage, name), dest)
-        finally:
-            shutil.rmtree(self.stage, ignore_errors=True)
-        return False
-
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
-# --------------------------------------------------------------------------------------------
-# running a configuration
-# --------------------------------------------------------------------------------------------
-def run_config(cfg: RunConfig, out, *, progress: bool = False) -> dict:
-    """Run the simulation of a validated configuration and write its outputs to ``out``.
-
-    Writes the requested figures (2-D problems only), ``result.npz`` (unless
-    ``output.save_npz = false``), ``report.json`` and ``report.md``, all-or-nothing.
-
-    Returns
-    -------
-    dict : the report (settings, measured figures and checks with tolerances).
-    """
-    from . import __version__
-    from .demo import render_report_md
-    from .flow import solve_flow
-    from .verify import check_flow
-
-    V = build_potential(cfg)
-    dim = getattr(V, "dim", None) if not isinstance(V, _ModelPotential) else V.model.dim
-    mu0 = build_initial(cfg, dim)
-    background = V  # what the figures draw behind the particles
-    if isinstance(V, _ModelPotential):
-        from .demo import _ProbabilityField
-
-        background = _ProbabilityField(V.model)
-        V = V.bind(mu0.points)
-    fl = cfg.flow
-    kwargs = {k: fl[k] for k in ("budget", "selection", "stride") if k in fl}
-    if "inner" in fl:
-        kwargs["inner"] = fl["inner"]
-    try:
-        res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
-                         scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress, **kwargs)
-    except ValueError as exc:  # e.g. a scheme that is not available in this version
-        raise ConfigError(f"flow: {exc}") from None
-    checks = check_flow(res).checks  # derived tolerances; dissipation only without an active budget
-    budget = fl.get("budget")
-    outp = cfg.output
-    figures = outp.get("figures", list(FIGURES)) if mu0.dim == 2 else []
-    dpi = outp.get("dpi", 90)
-    files = []
-    report = {
-        "wflow_version": __version__,
-        "command": "run",
-        "config": cfg.source,
-        "settings": cfg.to_dict(),
-        "summary": res.summary(),
-        "checks": [c.to_dict() for c in checks],
-        "all_passed": all(c.passed for c in checks),
-    }
-    with StagedOutput(out) as st:
-        from .plotting import (
-            animate_measure,
-            plot_energy_slope,
-            plot_landscape,
-            plot_snapshots,
-            save_animation,
-            save_figure,
-        )
-
-        if "landscape" in figures:
-            fig = plot_landscape(background, res, budget=budget if mu0.n == 1 else None,
-                                 norm=fl.get("norm", "linf"), max_curves=100,
-                                 colorbar_label="V" if background is V else "P(class 1 | x)")
-            files.append(os.path.basename(save_figure(fig, st.path("landscape.png"), dpi=dpi)))
-        if "snapshots" in figures:
-            fig = plot_snapshots(res, potential=background)
-            files.append(os.path.basename(save_figure(fig, st.path("snapshots.png"), dpi=dpi)))
-        if "energy" in figures:
-            files.append(os.path.basename(save_figure(plot_energy_slope(res), st.path("energy.png"), dpi=dpi)))
-        if "animation" in figures:
-            anim = animate_measure(res, potential=background, max_frames=outp.get("frames", 40))
-            save_animation(anim, st.path("animation.gif"), fps=8, dpi=60)
-            files.append("animation.gif")
-        if outp.get("save_npz", True):
-            res.save(st.path("result.npz"))
-            files.append("result.npz")
-        files += ["report.json", "report.md"]
-        report["files"] = files
-        st.write_json("report.json", report)
-        st.write_text("report.md", render_report_md(report))
-    return report

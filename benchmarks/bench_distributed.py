@@ -1,0 +1,209 @@
+"""wflow.distributed: single process vs threaded dask vs a LocalCluster, time and peak memory.
+
+Cases (each variant runs in its own fresh subprocess, one after the other, so that its peak
+resident memory — ``ru_maxrss`` of the process, and of every worker process — is its own):
+
+- ``flow``: energy curve of the ℓ∞ flow of a quadratic, n particles × 50 steps, stride 10.
+  Particles are generated block by block from ``default_rng([0, b])`` (the same numbers in
+  every variant); the curves of the variants are compared.
+- ``big``: the same on a LocalCluster only, n = 5·10⁷ (the single-process trajectory would be
+  6 × 5·10⁷ × 2 float64 = 4.8 GB plus 2.4 GB of energies).
+- ``risk``: the conflict graph of 2 × 20 000 points in d = 784 (ℓ∞), single process vs
+  LocalCluster.
+
+    python benchmarks/bench_distributed.py flow [--n 10000000]
+    python benchmarks/bench_distributed.py big [--n 50000000]
+    python benchmarks/bench_distributed.py risk [--n 20000] [--d 784]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+A = np.array([[2.0, 0.5], [0.5, 1.0]])
+TAU, STEPS, STRIDE = 0.01, 50, 10
+CHUNK = 1_000_000
+
+
+def _block(b: int, rows: int) -> np.ndarray:
+    return np.random.default_rng([0, b]).standard_normal((rows, 2))
+
+
+def _sizes(n: int, chunk: int) -> list[int]:
+    return [min(chunk, n - s) for s in range(0, n, chunk)]
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _worker_stats(client) -> tuple[list, float]:
+    """Peak RSS (MB) of every worker process and the CPU seconds they used."""
+    def stats():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_maxrss / 1024, r.ru_utime + r.ru_stime
+
+    vals = list(client.run(stats).values())
+    return sorted(v[0] for v in vals), sum(v[1] for v in vals)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _dask_particles(n: int, chunk: int):
+    import dask
+    import dask.array as da
+
+    parts = [da.from_delayed(dask.delayed(_block)(b, r), shape=(r, 2), dtype=float)
+             for b, r in enumerate(_sizes(n, chunk))]
+    return da.concatenate(parts, axis=0)
+
+
+def _cluster(workers: int):
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           memory_limit="6GiB")
+    return cluster, Client(cluster)
+
+
+def run_flow_variant(variant: str, n: int, chunk: int) -> dict:
+    import wflow
+    from wflow import distributed as wd
+    from wflow.potentials import Quadratic
+
+    V = Quadratic(A)
+    T = STEPS * TAU
+    out = {"variant": variant, "n": n}
+    if variant != "single":
+        wd._dask()  # imports are not part of the timing
+    t0, c0 = time.perf_counter(), _cpu_s()
+    if variant == "single":
+        X = np.concatenate([_block(b, r) for b, r in enumerate(_sizes(n, chunk))])
+        res = wflow.solve_flow(V, X, T, TAU, stride=STRIDE)
+        curve = res.energy_curve()
+    else:
+        client = cluster = None
+        if variant.startswith("cluster"):
+            cluster, client = _cluster(2)
+            out["setup_s"] = time.perf_counter() - t0
+            _, w0 = _worker_stats(client)
+            t0, c0 = time.perf_counter(), _cpu_s() - w0
+        r = wd.solve_flow(V, _dask_particles(n, chunk), T, TAU, stride=STRIDE, keep=["energy_curve"])
+        curve = np.asarray(r.compute().energy_curve)
+        if client is not None:
+            out["worker_peak_mb"], wcpu = _worker_stats(client)
+            c0 -= wcpu
+            client.close()
+            cluster.close()
+    out["time_s"] = time.perf_counter() - t0
+    out["cpu_s"] = _cpu_s() - c0
+    out["process_peak_mb"] = _maxrss_mb()
+    out["curve"] = curve.tolist()
+    return out
+
+
+def run_risk_variant(variant: str, n: int, d: int, radius: float) -> dict:
+    from wflow import distributed as wd
+
+    rng = np.random.default_rng(0)
+    # two classes of "images": shared prototypes plus class-dependent noise in [0, 1]^d
+    proto = rng.random((50, d))
+    X0 = np.clip(proto[rng.integers(0, 50, n)] + 0.15 * rng.standard_normal((n, d)), 0, 1)
+    X1 = np.clip(proto[rng.integers(0, 50, n)] + 0.15 * rng.standard_normal((n, d)) + 0.05, 0, 1)
+    out = {"variant": variant, "n": n, "d": d, "radius": radius, "kernel": wd._risk_kernel().__module__
+           if wd._risk_kernel() else "scipy cdist"}
+    t0 = time.perf_counter()
+    if variant == "single":
+        kernel = wd._risk_kernel()
+        if kernel is not None:
+            g = kernel(X0, X1, radius, "linf")
+        else:
+            g = wd._edge_block(X0, X1, 0, 0, radius, wd.as_norm("linf"), None)
+            g = wd.ConflictEdges(g[0], g[1], g[2], (n, n), radius, wd.as_norm("linf"))
+        edges = g.n_edges if hasattr(g, "n_edges") else len(g[0])
+    else:
+        cluster, client = _cluster(2)
+        out["setup_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        g = wd.conflict_edges(X0, X1, radius, "linf", chunks=5000, client=client)
+        edges = g.n_edges
+        out["worker_peak_mb"], _ = _worker_stats(client)
+        client.close()
+        cluster.close()
+    out["time_s"] = time.perf_counter() - t0
+    out["edges"] = int(edges)
+    out["transported"] = float(g.transported(radius)) if hasattr(g, "transported") else None
+    out["process_peak_mb"] = _maxrss_mb()
+    return out
+
+
+def _child(args: list[str]) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-3000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("case", choices=["flow", "big", "risk"])
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--d", type=int, default=784)
+    ap.add_argument("--radius", type=float, default=0.6)
+    ap.add_argument("--chunk", type=int, default=CHUNK)
+    ap.add_argument("--repeats", type=int, default=2, help="rounds; even rounds run the variants in reverse order")
+    ap.add_argument("--variant")
+    ap.add_argument("--child", action="store_true")
+    a = ap.parse_args(argv)
+    if a.child:
+        out = (run_risk_variant(a.variant, a.n, a.d, a.radius) if a.case == "risk"
+               else run_flow_variant(a.variant, a.n, a.chunk))
+        print(json.dumps(out))
+        return
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if a.case == "flow":
+        n = a.n or 10_000_000
+        variants = ["single", "threads", "cluster"]
+    elif a.case == "big":
+        n = a.n or 50_000_000
+        variants = ["cluster"]
+    else:
+        n = a.n or 20_000
+        variants = ["single", "cluster"]
+    rows = {v: [] for v in variants}
+    extra = ["--d", str(a.d), "--radius", str(a.radius)] if a.case == "risk" else ["--chunk", str(a.chunk)]
+    for rnd in range(a.repeats if len(variants) > 1 else 1):
+        for v in (variants if rnd % 2 == 0 else variants[::-1]):  # mirrored order: load drift cancels
+            r = _child([a.case, "--variant", v, "--n", str(n), *extra])
+            rows[v].append(r)
+            print(json.dumps({k: x for k, x in r.items() if k != "curve"}), flush=True)
+    if a.case == "flow" and "single" in rows:
+        ref = np.array(rows["single"][0]["curve"])
+        for v in variants[1:]:
+            diff = max(np.abs(np.array(r["curve"]) - ref).max() for r in rows[v])
+            print(f"{v}: max |energy curve - single process| = {diff:.3g}")
+    print("| variant | wall time (s), each round | CPU time (s), each round | peak RSS of the process (MB) |"
+          " peak RSS per worker (MB) |")
+    print("|---|---|---|---:|---|")
+    for v, rs in rows.items():
+        wk = ", ".join(f"{m:.0f}" for m in max((r.get("worker_peak_mb", []) for r in rs), key=sum)) or "—"
+        times = " / ".join(f"{r['time_s']:.1f}" for r in rs)
+        cpu = " / ".join(f"{r['cpu_s']:.1f}" if "cpu_s" in r else "—" for r in rs)
+        print(f"| {v} | {times} | {cpu} | {max(r['process_peak_mb'] for r in rs):.0f} | {wk} |")
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Transport at scale: high-dimensional BLAS-block graphs, sparse general weights, merged
+coincident atoms, extreme magnitudes, TransportResult, labelled bounds.
+
+References are independent: linear_sum_assignment on 0/1 costs (exact maximum matchings),
+scipy's HiGHS LP feasibility (weights are small-integer fractions, so an infeasible threshold
+misses mass ≥ 1/100 ≫ HiGHS's 1e-7 tolerance), brute-force cost matrices. Values returned by
+winf are pairwise distances, so equalities are exact.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_transport import check_coupling, lp_feasible, lp_winf, lsa_winf
+
+import wflow.transport as T
+import wflow.transport.geometry as G
+from wflow.measures import ParticleMeasure
+from wflow.norms import Norm, dual_norm, norm, steepest
+from wflow.transport import (
+    TransportResult,
+    cost_matrix,
+    labelled_lipschitz,
+    labelled_upper_bound,
+    optimal_coupling,
+    solve_wasserstein,
+    solve_winf,
+    wasserstein,
+    winf,
+)
+
+NORMS = ["linf", "l2", "l1", 3.0]
+
+
+# ------------------------------------------------------------------------------------------
+# high dimension (BLAS blocks, no KD-tree)
+# ------------------------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None)
+@given(st.integers(10, 60), st.sampled_from([9, 20, 64]), st.sampled_from(NORMS), st.integers(0, 2**31))
+def test_high_dim_equals_lsa(n, d, norm_, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if seed % 2:
+        Y = (X + 0.05 * rng.standard_normal((n, d)))[rng.permutation(n)]  # perturbed copy
+    else:
+        Y = rng.standard_normal((n, d)) ** 3  # unrelated cloud: dense threshold graphs
+    r = solve_winf(X, Y, norm_)
+    assert r.method == "bottleneck"
+    assert r.value == lsa_winf(X, Y, norm_)
+    assert r.lower_bound <= r.value
+    check_coupling(r.coupling, X, Y, norm_)
+
+
+def test_blocks_memory_is_bounded_by_the_block(monkeypatch):
+    """Tiny blocks (a few rows) give the same exact answer: nothing needs the n×m matrix."""
+    monkeypatch.setattr(G, "_GEMM_BLOCK", 50)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((80, 30))
+    Y = (X + 0.1 * rng.standard_normal((80, 30)))[rng.permutation(80)]
+    E = G.Geometry(X, Y, np.inf)
+    assert E.mode == "blocks" and E.D is None
+    assert winf(X, Y) == lsa_winf(X, Y, "linf")
+    # the exact nearest-neighbour bound from the blocks equals the dense one
+    D = cost_matrix(X, Y, "linf")
+    dx, ix, lb_y, _ = E._nn_pass()
+    np.testing.assert_array_equal(dx, D.min(axis=1))
+    assert np.all(lb_y <= D.min(axis=0))
+
+
+def test_blocks_within_is_exact():
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((50, 20)), rng.standard_normal((40, 20))
+    for q in (np.inf, 2.0, 1.0, 3.0):
+        E = G.Geometry(X, Y, q, mode="blocks")
+        D = cost_matrix(X, Y, q)
+        t = float(np.quantile(D, 0.1))
+        ii, jj, dd = E.upto(t)
+        ref = set(zip(*np.nonzero(D <= t)))
+        assert set(zip(ii.tolist(), jj.tolist())) == ref
+        np.testing.assert_array_equal(dd, D[ii, jj])
+
+
+# ------------------------------------------------------------------------------------------
+# general weights on sparse graphs
+# ------------------------------------------------------------------------------------------
+def lp_winf_bisect(X, a, Y, b, norm_):
+    """Smallest feasible threshold by bisection over the sorted distances (LP feasibility)."""
+    C = cost_matrix(X, Y, norm_)
+    cand = np.unique(C)
+    lo, hi = 0, len(cand) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if lp_feasible(a, b, C <= cand[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return cand[lo]
+
+
+# ------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------
+@settings(max_examples=15, deadline=None)
+@given(st.integers(5, 30), st.integers(5, 30), st.sampled_from([2, 12]), st.sampled_from(NORMS),
+       st.integers(0, 2**31))
+def test_weighted_mid_size_equals_lp(n, m, d, norm_, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = rng.standard_normal((m, d)) + 0.3
+    a = rng.integers(1, 6, n).astype(float)
+    b = rng.integers(1, 6, m).astype(float)
+    a, b = a / a.sum(), b / b.sum()
+    mu, nu = ParticleMeasure(X, a), ParticleMeasure(Y, b)
+    r = solve_winf(mu, nu, norm_)
+    assert r.method == "maxflow"
+    assert r.value == lp_winf_bisect(X, a, Y, b, norm_)
+    check_coupling(r.coupling, mu, nu, norm_)
+    c = optimal_coupling(mu, nu, norm_)
+    assert c.value == r.value
+    check_coupling(c, mu, nu, norm_)
+
+
+def test_weighted_tiny_masses_are_coupled():
+    # an atom of weight 1e-15 is in the support: it must be coupled (capacity ≥ 1 unit)
+    X = np.array([[0.0, 0.0], [5.0, 5.0], [1.0, 0.0]])
+    a = np.array([0.5 - 1e-15, 1e-15, 0.5])
+    Y = np.array([[0.0, 0.1], [1.0, 0.1], [2.0, 0.0]])
+    b = np.array([0.4, 0.3, 0.3])
+    mu, nu = ParticleMeasure(X, a), ParticleMeasure(Y, b)
+    r = solve_winf(mu, nu)
+    assert 1 in r.coupling.rows
+    # atom 1 must travel at least to its nearest neighbour (4.9); every other atom can stay
+    # within 2 (an LP solver with a 1e-7 tolerance would ignore this mass and report 2.0)
+    assert r.value == cost_matrix(X, Y, "linf")[1].min() == 4.9
+
+
+# ------------------------------------------------------------------------------------------
+# coincident atoms (collapsing flows)
+# ------------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 12), st.integers(1, 3), st.sampled_from(["linf", "l2"]), st.booleans(),
+       st.integers(0, 2**31))
+def test_merged_atoms_same_value_and_valid_plan(n, k, norm_, weighted, seed):
+    rng = np.random.default_rng(seed)
+    d = 2
+    X = rng.integers(0, k + 1, (n, d)).astype(float)  # many coincident atoms
+    Y = rng.integers(0, k + 1, (n, d)).astype(float) * 0.5
+    a = rng.integers(1, 4, n).astype(float) if weighted else np.ones(n)
+    b = rng.integers(1, 4, n).astype(float) if weighted else np.ones(n)
+    mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
+    merged = solve_winf(mu, nu, norm_)
+    plain = solve_winf(mu, nu, norm_, merge=False)
+    assert merged.value == plain.value == lp_winf(X, mu.weights, Y, nu.weights, norm_)
+    assert merged.n_merged[0] == len(np.unique(X, axis=0))
+    check_coupling(merged.coupling, mu, nu, norm_)
+    c = optimal_coupling(mu, nu, norm_)
+    check_coupling(c, mu, nu, norm_)
+    assert c.value == merged.value
+
+
+def test_collapsed_cloud_is_solved_on_distinct_points():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (1000, 2))
+    Y = np.sign(X) * np.maximum(np.abs(X) - 0.7, 0)  # the ℓ∞ flow of ½‖x‖² at t = 0.7
+    Y = Y[rng.permutation(1000)]
+    r = solve_winf(X, Y)
+    assert r.n_merged[1] < 700 and r.value == pytest.approx(0.7, abs=1e-15)
+    check_coupling(r.coupling, X, Y, "linf")
+    assert r.coupling.nnz <= 1000 + r.n_merged[1]  # splitting adds at most one entry per atom
+
+
+# ------------------------------------------------------------------------------------------
+# magnitudes
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [1e-300, 1e200])
+@pytest.mark.parametrize("norm_", NORMS)
+def test_exact_at_extreme_magnitudes(scale, norm_):
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((40, 2)), rng.standard_normal((40, 2)) ** 3
+    Xs, Ys = X * scale, Y * scale
+    v = winf(Xs, Ys, norm_)
+    assert v == lsa_winf(Xs, Ys, norm_)  # the reference uses the same exact distances
+    assert v == pytest.approx(scale * winf(X, Y, norm_), rel=1e-14)
+    # cost_matrix against an independent scaled computation
+    D = cost_matrix(Xs, Ys, norm_)
+    ref = norm((X[:, None, :] - Y[None, :, :]), T.parse_norm(norm_)) * scale
+    np.testing.assert_allclose(D, ref, rtol=1e-14)
+    # weighted and 1-D paths
+    a = rng.integers(1, 5, 40).astype(float)
+    mu, nu = ParticleMeasure(Xs, a / a.sum()), ParticleMeasure(Ys[:30], np.full(30, 1 / 30))
+    w = winf(mu, nu, norm_)
+    assert w == pytest.approx(scale * winf(ParticleMeasure(X, a / a.sum()), Y[:30], norm_), rel=1e-14)
+    assert winf(Xs[:, :1], Ys[:, :1], norm_) == pytest.approx(scale * winf(X[:, :1], Y[:, :1]), rel=1e-15)
+    # high-dimensional path
+    Xh = rng.standard_normal((30, 12))
+    Yh = Xh + 0.1 * rng.standard_normal((30, 12))
+    assert winf(Xh * scale, Yh * scale, norm_) == lsa_winf(Xh * scale, Yh * scale, norm_)
+
+
+def test_issue_examples_at_tiny_and_huge_magnitudes():
+    assert winf([[0.0, 0.0]], [[1e-300, 0.0]], "l2") == 1e-300
+    assert winf(np.zeros((2, 2)), [[1e-300, 0.0], [0.0, 3e-300]], "l2") == 3e-300
+    np.testing.assert_array_equal(steepest([1e-200, 0.0], 2), [1.0, 0.0])
+    np.testing.assert_allclose(steepest([3e-200, 4e-200], 2), [0.6, 0.8], rtol=1e-15)
+    assert norm([3e200, 4e200], 2) == pytest.approx(5e200, rel=1e-15)
+    assert norm([3e-300, 4e-300], 2) == pytest.approx(5e-300, rel=1e-15)
+    assert dual_norm([3e-300, 4e-300], "l2") == pytest.approx(5e-300, rel=1e-15)
+    assert norm([1e308, 1e308], 1) == np.inf  # the true value is not representable
+
+
+def test_overflowing_distances_raise_value_error():
+    X, Y = np.array([[-1e308, 0.0]]), np.array([[1e308, 0.0]])
+    for f in (lambda: winf(X, Y), lambda: winf(np.r_[X, X + 1e300], np.r_[Y, Y]),
+              lambda: cost_matrix(X, Y), lambda: wasserstein(X, Y, 2),
+              lambda: winf(np.tile(X, (3, 6)), np.tile(Y, (3, 6)))):
+        with pytest.raises(ValueError, match="overflow"):
+            f()
+
+
+def test_large_p_is_refused_not_underflowed():
+    rng = np.random.default_rng(1)
+    X, Y = rng.random((20, 2)), rng.random((20, 2))
+    with pytest.raises(ValueError, match="too large"):
+        wasserstein(X, Y, 1e4, "linf")
+    # moderate p is computed and checked against W∞
+    assert wasserstein(X, Y, 20.0, "linf") <= winf(X, Y) * (1 + 1e-9)
+
+
+# ------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------
+def test_transport_result_and_coupling_norm():
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((30, 2)), rng.random((30, 2))
+    r = solve_winf(X, Y, "l2")
+    assert isinstance(r, TransportResult) and isinstance(r.coupling.norm, Norm)
+    assert r.coupling.norm == Norm(2.0) and r.norm.name == "l2"
+    assert r.value == r.threshold == r.coupling.value == winf(X, Y, "l2")
+    assert isinstance(winf(X, Y), float)
+    d = json.loads(json.dumps(r.to_dict(plan=True)))
+    assert d["value"] == r.value and d["method"] == "bottleneck" and d["p"] is None
+    assert len(d["coupling"]["rows"]) == 30
+    w = solve_wasserstein(X, Y, 2, "l2")
+    assert w.p == 2.0 and w.value == wasserstein(X, Y, 2, "l2")
+    assert w.coupling.shape == (30, 30) and np.isnan(w.threshold)
+    dense = w.coupling.to_dense()
+    np.testing.assert_allclose(dense.sum(0), 1 / 30, atol=1e-12)
+    assert json.loads(json.dumps(w.to_dict()))["threshold"] is None
+
+
+def test_labelled_lipschitz_one_pass():
+    rng = np.random.default_rng(3)
+    P = np.cumsum(rng.uniform(-0.01, 0.01, (11, 20, 2)), axis=0)
+    t = np.linspace(0, 0.1, 11)
+    ratio, k = labelled_lipschitz(P, t, "linf")
+    steps = [np.abs(P[j + 1] - P[j]).max() / (t[j + 1] - t[j]) for j in range(10)]
+    assert ratio == pytest.approx(max(steps), rel=1e-15) and k == int(np.argmax(steps))
+    # it certifies W∞(μ_s, μ_t) ≤ ratio |t − s| for every pair
+    for s_, e_ in [(0, 10), (2, 7), (5, 6)]:
+        assert winf(P[s_], P[e_]) <= ratio * (t[e_] - t[s_]) * (1 + 1e-12)
+        assert winf(P[s_], P[e_]) <= labelled_upper_bound(P[s_], P[e_])

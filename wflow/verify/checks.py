@@ -22,6 +22,7 @@ import numpy as np
 
 from .._validation import real
 from ..measures import ParticleMeasure, as_measure
+from ..minmove import minmove_step
 from ..norms import dual_norm, norm_name, parse_norm
 from ..norms import norm as _norm
 from ..superposition import CurveMeasure, _as_times, _worst_increase, superpose, superpose_snapshots
@@ -104,12 +105,23 @@ def _norm_arg(p: float):
 
 
 def metric_slope(potential, X, norm="linf") -> np.ndarray:
-    """|∂V|(x) for the rows of X, shape (n,): ``potential.slope`` when it has one, else ‖∇V‖_*."""
+    """Metric slope |∂V|(x) for the rows of X, shape (n,).
+
+    C¹ potentials (and objects with only ``value``/``grad``): ‖∇V‖_*. Non-smooth potentials
+    that know their subdifferential: ``potential.slope`` (exact). Other non-smooth ones: a
+    minimizing-movement step of radius δ = 1e-6 (1 + ‖x‖), (V(x) − V(x_δ))⁺/δ, which is the
+    slope up to O(δ) (``docs/verification.md`` §8).
+    """
     p = parse_norm(norm, name="norm")
-    f = getattr(potential, "slope", None)
-    if callable(f):
-        return np.asarray(f(X, p), dtype=float)
-    return dual_norm(np.asarray(potential.grad(X), dtype=float), p)
+    X = np.asarray(X, dtype=float)
+    if getattr(potential, "smooth", True) or not callable(getattr(potential, "slope", None)):
+        return dual_norm(np.asarray(potential.grad(X), dtype=float), p)
+    try:
+        return np.asarray(potential.slope(X, p), dtype=float)
+    except ValueError:
+        delta = 1e-6 * (1.0 + float(_norm(X, p).max()))
+        step = minmove_step(potential, X, delta, norm=p, inner="local").x
+        return np.maximum(potential.value(X) - potential.value(step), 0.0) / delta
 
 
 def _per_time(f, U):

@@ -6,8 +6,9 @@ resident memory — ``ru_maxrss`` of the process, and of every worker process �
 - ``flow``: energy curve of the ℓ∞ flow of a quadratic, n particles × 50 steps, stride 10.
   Particles are generated block by block from ``default_rng([0, b])`` (the same numbers in
   every variant); the curves of the variants are compared.
-- ``big``: the same on a LocalCluster only, n = 5·10⁷ (the single-process trajectory would be
-  6 × 5·10⁷ × 2 float64 = 4.8 GB plus 2.4 GB of energies).
+- ``big``: the same on a LocalCluster, n = 5·10⁷, with ``WFLOW_MEMORY_LIMIT=4GiB`` in every
+  process; first the in-memory ``wflow.solve_flow`` is called under that limit (it refuses with
+  its estimate: 6 × 5·10⁷ × 2 float64 of trajectory plus energies).
 - ``risk``: the conflict graph of 2 × 20 000 points in d = 784 (ℓ∞), single process vs
   LocalCluster.
 
@@ -88,6 +89,17 @@ def run_flow_variant(variant: str, n: int, chunk: int) -> dict:
     if variant != "single":
         wd._dask()  # imports are not part of the timing
     t0, c0 = time.perf_counter(), _cpu_s()
+    if variant == "refuse":  # the in-memory path under the same limit: refused before allocating
+        from wflow.memory import MemoryLimitError
+
+        X = np.zeros((n, 2))
+        try:
+            wflow.solve_flow(V, X, T, TAU, stride=STRIDE)
+            out["refused"] = None
+        except MemoryLimitError as exc:
+            out["refused"] = str(exc)
+        out["time_s"], out["cpu_s"], out["process_peak_mb"], out["curve"] = 0.0, 0.0, _maxrss_mb(), []
+        return out
     if variant == "single":
         X = np.concatenate([_block(b, r) for b, r in enumerate(_sizes(n, chunk))])
         res = wflow.solve_flow(V, X, T, TAU, stride=STRIDE)
@@ -148,8 +160,8 @@ def run_risk_variant(variant: str, n: int, d: int, radius: float) -> dict:
     return out
 
 
-def _child(args: list[str]) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+def _child(args: list[str], **env_extra) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **env_extra)
     res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
     if res.returncode:
         raise RuntimeError(res.stderr[-3000:])
@@ -178,17 +190,21 @@ def main(argv=None):
         variants = ["single", "threads", "cluster"]
     elif a.case == "big":
         n = a.n or 50_000_000
-        variants = ["cluster"]
+        variants = ["refuse", "cluster"]
     else:
         n = a.n or 20_000
         variants = ["single", "cluster"]
     rows = {v: [] for v in variants}
     extra = ["--d", str(a.d), "--radius", str(a.radius)] if a.case == "risk" else ["--chunk", str(a.chunk)]
-    for rnd in range(a.repeats if len(variants) > 1 else 1):
+    for rnd in range(a.repeats if a.case == "flow" else 1):
         for v in (variants if rnd % 2 == 0 else variants[::-1]):  # mirrored order: load drift cancels
-            r = _child([a.case, "--variant", v, "--n", str(n), *extra])
+            # big: every process (the in-memory path, each worker) under the same 4 GiB limit
+            r = _child([a.case, "--variant", v, "--n", str(n), *extra],
+                       **({"WFLOW_MEMORY_LIMIT": "4GiB"} if a.case == "big" else {}))
             rows[v].append(r)
             print(json.dumps({k: x for k, x in r.items() if k != "curve"}), flush=True)
+    for r in rows.get("refuse", []):
+        print("in-memory path:", r["refused"] or "not refused")
     if a.case == "flow" and "single" in rows:
         ref = np.array(rows["single"][0]["curve"])
         for v in variants[1:]:

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         net64, net32 = mlp_to_torch(m, torch.float64), mlp_to_torch(m, torch.float32)
 
         def run_numpy(m=m):
-            return ifgsm(m, X, None, EPS, alpha, steps, stride=steps)
+            return ifgsm(m, X, None, EPS, alpha, steps).x_adv
 
         def run_torch(net, dtype, threads, y=y):
             torch.set_num_threads(threads)

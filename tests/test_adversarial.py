@@ -332,7 +332,7 @@ def test_ifgsm_equals_hand_written_loop(name, loss, data):
     m = load_model(name)
     X, y = data["X_test"][:150], data["y_test"][:150]
     eps, alpha, steps = 0.1, 0.015, 12  # steps·α > ε: the clipping is active
-    xa = ifgsm(m, X, y, eps, alpha, steps, loss=loss)
+    xa = ifgsm(m, X, y, eps, alpha, steps, loss=loss).x_adv
     ref = _hand_ifgsm(make_loss(m, y, loss), X, X, eps, alpha, steps)
     assert np.max(np.abs(xa - ref)) <= 1e-12
     assert np.max(np.abs(xa - X)) <= eps + 1e-15
@@ -344,7 +344,8 @@ def test_ifgsm_random_start_equals_hand_loop(data):
     X = data["X_test"][:40]
     y = m.predict(X)
     eps, alpha, steps = 0.2, 0.03, 8
-    xa, res = ifgsm(m, X, None, eps, alpha, steps, random_start=True, seed=11, return_trajectory=True)
+    out = ifgsm(m, X, None, eps, alpha, steps, random_start=True, seed=11, return_trajectory=True)
+    xa, res = out.x_adv, out.trajectory
     rng = np.random.default_rng(11)
     X0 = X + rng.uniform(-eps, eps, size=X.shape)
     ref = _hand_ifgsm(make_loss(m, y), X, X0, eps, alpha, steps)
@@ -360,31 +361,31 @@ def test_ifgsm_random_start_equals_hand_loop(data):
 def test_ifgsm_predicted_labels_and_single_point(data):
     m = load_model("two_moons_gelu")
     X = data["X_test"][:30]
-    np.testing.assert_array_equal(ifgsm(m, X, None, 0.1, 0.01, 10), ifgsm(m, X, m.predict(X), 0.1, 0.01, 10))
-    one = ifgsm(m, X[3], None, 0.1, 0.01, 10)
+    np.testing.assert_array_equal(ifgsm(m, X, None, 0.1, 0.01, 10).x_adv, ifgsm(m, X, m.predict(X), 0.1, 0.01, 10).x_adv)
+    one = ifgsm(m, X[3], None, 0.1, 0.01, 10).x_adv
     assert one.shape == (2,)
-    np.testing.assert_array_equal(one, ifgsm(m, X[3:4], None, 0.1, 0.01, 10)[0])
-    np.testing.assert_array_equal(ifgsm(m, X, None, 0.1, 0.01, 0), X)
+    np.testing.assert_array_equal(one, ifgsm(m, X[3:4], None, 0.1, 0.01, 10).x_adv[0])
+    np.testing.assert_array_equal(ifgsm(m, X, None, 0.1, 0.01, 0).x_adv, X)
 
 
 def test_fgsm_moves_every_coordinate_by_eps_or_zero(data):
     m = load_model("two_moons_relu")
     X = data["X_test"][:200]
     eps = 0.07
-    xa = fgsm(m, X, None, eps)
+    xa = fgsm(m, X, None, eps).x_adv
     s = np.sign(make_loss(m, m.predict(X)).grad(X))
     np.testing.assert_array_equal(xa, X + eps * s)  # bitwise: x + ε·sign
     d = np.abs(xa - X)
     # |(x + ε) − x| equals ε up to the rounding of x + ε (≤ ulp(x) ≈ 2.2e-16·|x|)
     on_eps = np.abs(d - eps) <= 4e-16 * np.maximum(1, np.abs(X))
     assert np.all(on_eps | (d == 0))
-    np.testing.assert_array_equal(xa, ifgsm(m, X, None, eps, eps, 1))
+    np.testing.assert_array_equal(xa, ifgsm(m, X, None, eps, eps, 1).x_adv)
     # a network whose logit does not depend on x₂: FGSM leaves x₂ alone
     flat = MLP([np.array([[1.0, -1.0], [0.0, 0.0]]), np.array([[1.0], [2.0]])], [np.zeros(2), np.zeros(1)])
-    xf = fgsm(flat, X, 1, eps)
+    xf = fgsm(flat, X, 1, eps).x_adv
     np.testing.assert_array_equal(xf[:, 1], X[:, 1])
     assert np.all(np.abs(np.abs(xf[:, 0] - X[:, 0]) - eps) <= 4e-16 * np.maximum(1, np.abs(X[:, 0])))
-    np.testing.assert_array_equal(fgsm(m, X, None, 0.0), X)
+    np.testing.assert_array_equal(fgsm(m, X, None, 0.0).x_adv, X)
 
 
 def test_l2_and_l1_variants(data):
@@ -393,15 +394,15 @@ def test_l2_and_l1_variants(data):
     L = make_loss(m, y)
     g = L.grad(X)
     eps = 0.1
-    x2 = fgsm(m, X, y, eps, norm="l2")
+    x2 = fgsm(m, X, y, eps, norm="l2").x_adv
     np.testing.assert_allclose(x2 - X, eps * g / np.linalg.norm(g, axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
-    x1 = fgsm(m, X, y, eps, norm="l1")
+    x1 = fgsm(m, X, y, eps, norm="l1").x_adv
     j = np.argmax(np.abs(g), axis=1)
     expect = X.copy()
     expect[np.arange(80), j] += eps * np.sign(g[np.arange(80), j])
     np.testing.assert_allclose(x1, expect, rtol=0, atol=1e-15)
     # iterative ℓ2: normalized gradient steps projected onto the ℓ2 ball
-    xa = ifgsm(m, X, y, eps, 0.03, 6, norm="l2")
+    xa = ifgsm(m, X, y, eps, 0.03, 6, norm="l2").x_adv
     x = X.copy()
     for _ in range(6):
         gg = L.grad(x)
@@ -453,10 +454,11 @@ def test_minmove_attack_global_steps_beat_fgsm_steps(data):
     y = m.predict(X)
     L = make_loss(m, y)
     eps, alpha = 0.1, 0.05
-    x1 = minmove_attack(m, X, None, eps, alpha, 1, inner="global")
-    xf = fgsm(m, X, None, alpha)
+    x1 = minmove_attack(m, X, None, eps, alpha, 1, inner="global").x_adv
+    xf = fgsm(m, X, None, alpha).x_adv
     assert np.all(L.value(x1) >= L.value(xf) - 1e-9)
-    xa, res = minmove_attack(m, X, None, eps, alpha, 3, inner="local", return_trajectory=True)
+    out = minmove_attack(m, X, None, eps, alpha, 3, inner="local", return_trajectory=True)
+    xa, res = out.x_adv, out.trajectory
     assert np.all(np.abs(res.positions - X) <= eps + 1e-12)
     assert np.all(np.abs(np.diff(res.positions, axis=0)).max(axis=2) <= alpha + 1e-12)
     losses = np.stack([L.value(P) for P in res.positions])
@@ -481,7 +483,7 @@ def test_ifgsm_on_logistic_regression_goes_to_the_box_corner(w, b, label, eps, s
     m = MLP([w[:, None]], [np.array([b])])
     X = np.random.default_rng(0).normal(size=(6, 2)) * 0.3
     alpha = 1.5 * eps / steps
-    xa = ifgsm(m, X, label, eps, alpha, steps, loss=loss)
+    xa = ifgsm(m, X, label, eps, alpha, steps, loss=loss).x_adv
     direction = np.sign(w) * (1 if label == 0 else -1)
     L = make_loss(m, label, loss)
     g = L.grad(X)

@@ -55,7 +55,7 @@ def test_distributional_attack_reaches_the_worst_case(setup):
     # identity coupling: max_i ‖x_i(t) − x_i(0)‖∞ ≤ t (so W∞(μ₀, μ_t) ≤ t)
     assert np.all(res.displacement <= res.times + 1e-15)
     # equal to IFGSM with α = τ, 50 steps
-    np.testing.assert_array_equal(res.flow.positions[-1], ifgsm(m, X, None, EPS, EPS / 50, 50))
+    np.testing.assert_array_equal(res.flow.positions[-1], ifgsm(m, X, None, EPS, EPS / 50, 50).x_adv)
     json.dumps(res.to_dict())
 
 
@@ -120,7 +120,7 @@ def test_worst_case_closed_form_for_logistic_regression():
 def test_worst_case_dominates_every_attack(setup):
     m, X, y, worst = setup
     L = make_loss(m, y)
-    for Xa in [fgsm(m, X, y, EPS), ifgsm(m, X, y, EPS, 0.02, 10, random_start=True, seed=1)]:
+    for Xa in [fgsm(m, X, y, EPS).x_adv, ifgsm(m, X, y, EPS, 0.02, 10, random_start=True, seed=1).x_adv]:
         assert np.all(L.value(Xa) <= worst.values + 1e-8)
     assert np.all(np.abs(worst.points - X) <= EPS + 1e-15)
     np.testing.assert_allclose(L.value(worst.points), worst.values, rtol=0, atol=0)

@@ -55,10 +55,10 @@ def test_attacks_run_through_the_adapter(points):
     X, y = points
     m = load_model("two_moons_gelu")
     T = TorchPotential(mlp_to_torch(m), loss="mse")
-    a = ifgsm(T, X, y, 0.1, 0.01, 15)
-    b = ifgsm(m, X, y, 0.1, 0.01, 15)
+    a = ifgsm(T, X, y, 0.1, 0.01, 15).x_adv
+    b = ifgsm(m, X, y, 0.1, 0.01, 15).x_adv
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(fgsm(T, X, None, 0.05), fgsm(m, X, None, 0.05), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fgsm(T, X, None, 0.05).x_adv, fgsm(m, X, None, 0.05).x_adv, rtol=0, atol=1e-12)
     res = distributional_attack(T, X[:50], None, 0.1, 0.01, n_winf=0)
     ref = distributional_attack(m, X[:50], None, 0.1, 0.01, n_winf=0)
     np.testing.assert_allclose(res.expected_loss, ref.expected_loss, rtol=1e-10, atol=1e-14)

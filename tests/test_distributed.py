@@ -123,6 +123,7 @@ def test_flow_memory_bounded_by_chunks():
     big, out = peak(600_000)
     trajectory = (K + 1) * 600_000 * 2 * 8  # what the in-memory path stores: 106 MB
     assert big < trajectory / 4 and big < 2 * small, (small, big, trajectory)  # 4x the particles
+    assert hasattr(out.weights, "__dask_graph__")  # curves only: no (n,) array gathered on the client
     # |fl(x ± τ) − x| = τ up to one rounding of a number of size |x| + τ ≤ 8 (standard normals)
     np.testing.assert_allclose(out.step_bound, np.full(K, 0.01), rtol=0, atol=2 * U * 8)
     # V = x1 − x2 drops at unit ℓ1 slope per unit time: 𝓔(t) = 𝓔(0) − 2t (sign steps of size τ)
@@ -166,18 +167,18 @@ def moons():
 
 def test_attacks_bit_identical(moons):
     model, X, y, _ = moons
-    np.testing.assert_array_equal(wd.fgsm(model, X, y, 0.1, chunks=300).compute(), fgsm(model, X, y, 0.1))
+    np.testing.assert_array_equal(wd.fgsm(model, X, y, 0.1, chunks=300).compute(), fgsm(model, X, y, 0.1).x_adv)
     yd = da.from_array(y, chunks=500)
     np.testing.assert_array_equal(wd.fgsm(model, X, yd, 0.1, loss="ce", norm="l2", chunks=300).compute(),
-                                  fgsm(model, X, y, 0.1, loss="ce", norm="l2"))
+                                  fgsm(model, X, y, 0.1, loss="ce", norm="l2").x_adv)
     for y_ in (None, 1.0):
         a = wd.ifgsm(model, X, y_, 0.1, 0.02, 8, chunks=250).compute()
-        np.testing.assert_array_equal(a, ifgsm(model, X, y_, 0.1, 0.02, 8))
+        np.testing.assert_array_equal(a, ifgsm(model, X, y_, 0.1, 0.02, 8).x_adv)
     # random start: block b skips the uniforms of the rows before it
     a = wd.ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11, chunks=250).compute()
-    b = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11)
+    b = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=11).x_adv
     np.testing.assert_array_equal(a, b)
-    c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12)
+    c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12).x_adv
     assert not np.array_equal(a, c)
 
 
@@ -248,7 +249,7 @@ def test_local_cluster_matches_single_process(moons):
         np.testing.assert_array_equal(r.positions, ref.positions)
         assert np.all(np.abs(r.energy_curve - ref.energy_curve()) <= sum_order_bound(ref.energies / len(P)))
         a = wd.ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4, chunks=400, client=client)
-        np.testing.assert_array_equal(a.compute(), ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4))
+        np.testing.assert_array_equal(a.compute(), ifgsm(model, X, y, 0.1, 0.02, 5, random_start=True, seed=4).x_adv)
         g = wd.conflict_edges(X[:100], X[100:180], 0.3, chunks=40)
         D = cdist(X[:100], X[100:180], "chebyshev")
         assert g.n_edges == int((D <= 0.3).sum())
@@ -281,3 +282,44 @@ def test_solve_flow_on_returns_the_single_process_result(particles):
         wd.solve_flow_on("tcp://127.0.0.1:1", V2, X, 0.3, 0.05, timeout=0.5)
     with pytest.raises(TypeError, match="scheduler"):
         wd.solve_flow_on(3, V2, X, 0.3, 0.05)
+
+
+COMPUTE_TOML = """
+[potential]
+kind = "quadratic"
+A = [[1.0, 0.0], [0.0, 3.0]]
+
+[initial]
+kind = "points"
+points = [[1.0, -0.5], [0.3, 0.8], [-0.6, -0.2]]
+weights = [0.5, 0.25, 0.25]
+
+[flow]
+T = 0.6
+tau = 0.05
+
+[output]
+figures = []
+"""
+
+
+def test_wflow_run_compute_section(tmp_path):
+    from wflow.app.cli import main
+    from wflow.app.config import ConfigError, parse_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(COMPUTE_TOML + '\n[compute]\nscheduler = "threads"\nchunk_size = 2\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    with np.load(tmp_path / "run" / "result.npz") as f:
+        pos = f["positions"]
+    x0 = np.array([[1.0, -0.5], [0.3, 0.8], [-0.6, -0.2]])
+    np.testing.assert_array_equal(pos, wflow.solve_flow(Quadratic(np.diag([1.0, 3.0])), x0, 0.6, 0.05).positions)
+    # an unreachable scheduler: exit code 2, the message names the key and the address, nothing written
+    cfg.write_text(COMPUTE_TOML + '\n[compute]\nscheduler = "tcp://127.0.0.1:1"\ntimeout = 0.5\n')
+    out = tmp_path / "bad"
+    assert main(["run", str(cfg), "--out", str(out)]) == 2
+    assert not out.exists() or not any(p.name.endswith((".npz", ".json")) for p in out.iterdir())
+    with pytest.raises(ConfigError, match="compute.scheduler"):
+        parse_config({"flow": {"T": 1, "tau": 0.1}, "compute": {"scheduler": "fast"}})
+    with pytest.raises(ConfigError, match="compute.chunk_size"):
+        parse_config({"flow": {"T": 1, "tau": 0.1}, "compute": {"chunk_size": 0}})

@@ -268,3 +268,21 @@ def test_core_modules_import_at_top_and_without_cycles():
     assert "app" not in set().union(*graph.values())
     assert _find_cycle(graph) is None, _find_cycle(graph)
     assert "minmove" in graph["schemes"] and "schemes" not in graph["minmove"]
+
+
+def test_public_curve_helpers_against_brute_force():
+    from wflow.superposition import as_times, worst_increase
+
+    rng = np.random.default_rng(5)
+    F = rng.standard_normal((6, 40))
+    best, j, k = worst_increase(F)
+    brute = np.array([max(F[r, b] - F[r, a] for a in range(40) for b in range(a, 40)) for r in range(6)])
+    np.testing.assert_array_equal(best, brute)
+    np.testing.assert_array_equal(F[np.arange(6), k] - F[np.arange(6), j], best)
+    assert np.all(j <= k)
+    eta = CurveMeasure(rng.standard_normal((3, 5, 2)), np.full(3, 1 / 3), [0.0, 0.5, 1.0, 2.0, 2.5])
+    grid, U = eta.refined(4)
+    assert grid.shape == (17,) and U.shape == (3, 17, 2)
+    np.testing.assert_allclose(U, np.moveaxis(eta.at(grid), 0, 1), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="increasing"):
+        as_times([0.0, 1.0, 1.0])

@@ -262,3 +262,35 @@ def test_labelled_lipschitz_one_pass():
     for s_, e_ in [(0, 10), (2, 7), (5, 6)]:
         assert winf(P[s_], P[e_]) <= ratio * (t[e_] - t[s_]) * (1 + 1e-12)
         assert winf(P[s_], P[e_]) <= labelled_upper_bound(P[s_], P[e_])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 9), st.integers(2, 9), st.integers(0, 2**31))
+def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
+    """The integer min-cost flow used for large weighted components (forced here): W∞-optimal
+    support, W2 cost equal to the LP optimum (integer squared costs are represented exactly)."""
+    from test_transport import lp_min_cost
+
+    import wflow.transport.api as api
+
+    rng = np.random.default_rng(seed)
+    n = monkeypatch_n
+    X = rng.integers(0, 4, (n, 2)).astype(float)
+    Y = rng.integers(0, 4, (m, 2)).astype(float)
+    a = rng.integers(1, 6, n).astype(float)
+    b = rng.integers(1, 6, m).astype(float)
+    mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
+    saved = api._EMD_MAX
+    try:
+        api._EMD_MAX = 0
+        c = optimal_coupling(mu, nu, "linf", merge=False)
+    finally:
+        api._EMD_MAX = saved
+    w = winf(mu, nu)
+    assert c.value == w
+    check_coupling(c, mu, nu, "linf")
+    C = cost_matrix(X, Y, "linf")
+    C2 = cost_matrix(X, Y, "l2") ** 2
+    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
+    # flows are exact multiples of 2^-46: the plan's cost is optimal up to that rounding
+    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)

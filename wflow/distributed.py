@@ -29,6 +29,7 @@ from .adversarial import attacks as _attacks
 from .adversarial import distributional as _distributional
 from .adversarial.attacks import attack_potential
 from .measures import WEIGHT_SUM_TOL, ParticleMeasure, probability_weights
+from .memory import check_memory
 from .norms import Norm, as_norm
 
 __all__ = [
@@ -246,14 +247,18 @@ class DaskFlowResult:
     def is_lazy(self) -> bool:
         """True while any kept output is still a dask array."""
         _, da = _dask()
-        return any(isinstance(getattr(self, k), da.Array) for k in ("weights",) + FLOW_OUTPUTS)
+        return any(isinstance(getattr(self, k), da.Array) for k in FLOW_OUTPUTS)
 
     def compute(self, *, progress: bool = False, scheduler=None) -> "DaskFlowResult":
         """All kept outputs in one pass over the blocks (numpy arrays).
 
         Computing outputs one by one would run the flow once per output; this runs it once.
+        The weights are gathered only with per-particle outputs (they stay lazy otherwise, so a
+        run that keeps only curves never holds an (n,) array on the client).
         """
-        names = [k for k in ("weights",) + FLOW_OUTPUTS if getattr(self, k) is not None]
+        names = [k for k in FLOW_OUTPUTS if getattr(self, k) is not None]
+        if {"positions", "final", "energies"} & set(names):  # per-particle outputs: their weights too
+            names.append("weights")
         values = compute(*[getattr(self, k) for k in names], progress=progress, scheduler=scheduler)
         return replace(self, **dict(zip(names, values)))
 
@@ -261,7 +266,7 @@ class DaskFlowResult:
         """The single-process :class:`wflow.FlowResult` (needs ``positions``; computes them)."""
         if self.positions is None:
             raise ValueError("to_flow_result needs the positions: pass keep=(..., 'positions')")
-        res = self.compute() if self.is_lazy else self
+        res = self.compute() if self.is_lazy or hasattr(self.weights, "__dask_graph__") else self
         return _flow.FlowResult(
             times=self.times, positions=np.asarray(res.positions), weights=np.asarray(res.weights),
             potential=potential, norm=self.norm, tau=self.tau, scheme=self.scheme, budget=self.budget,
@@ -961,6 +966,11 @@ def solve_flow_on(scheduler, potential, x0, T: float, tau: float, *, chunk_size=
     if not isinstance(scheduler, str) or not scheduler.strip():
         raise TypeError(f"scheduler must be 'threads', 'sync', 'processes' or an address, got {scheduler!r}")
     local = scheduler in ("threads", "sync", "processes")
+    n, d = (x0.points if isinstance(x0, ParticleMeasure) else np.atleast_2d(x0)).shape
+    n_keep = (len(_flow.time_grid(real(T, "T", low=0.0), real(tau, "tau", low=0.0, strict=True))) - 1) \
+        // flow_kwargs.get("stride", 1) + 2
+    check_memory(8.0 * n_keep * n * (d + 1), f"the gathered trajectory ({n_keep}, {n}, {d}) and its energies",
+                 "store fewer times with stride=..., or use wflow.distributed.solve_flow and keep only curves")
     client = None if local else connect(scheduler, timeout)
     try:
         res = solve_flow(potential, x0, T, tau, chunks=chunk_size, keep=("positions",),

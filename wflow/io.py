@@ -16,10 +16,12 @@ naming the path. See ``docs/cli.md``.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import math
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -33,9 +35,12 @@ __all__ = [
     "NONFINITE_KEY",
     "OutputError",
     "Terminated",
+    "interrupt_handler",
+    "signals_received",
     "atomic_write",
     "check_output_dir",
     "StagedOutput",
+    "discard_stages",
     "to_jsonable",
     "json_dumps",
 ]
@@ -54,13 +59,94 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM turned into an exception, so that staged outputs are cleaned up as on Ctrl-C."""
 
 
-def raise_terminated(signum, frame):
-    """A SIGTERM handler raising :class:`Terminated`."""
-    raise Terminated()
+#: signals turned into exceptions by :func:`interrupt_handler` (newest last)
+_SIGNALLED: list[int] = []
+#: directories this process created beside output directories (staging, moved-aside runs)
+_LIVE_STAGES: set[str] = set()
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+def interrupt_handler(signum, frame):
+    """Signal handler: SIGTERM → :class:`Terminated`, SIGINT → ``KeyboardInterrupt``.
+
+    The signal is also remembered, so that :class:`StagedOutput` does not publish a run whose
+    interruption was swallowed on the way (an exception raised inside a ``__del__`` is ignored
+    by Python).
+    """
+    _SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def signals_received() -> list[int]:
+    """The signals :func:`interrupt_handler` has handled so far in this process (a copy)."""
+    return list(_SIGNALLED)
 
 
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+class _SignalsDeferred:
+    """Record SIGINT/SIGTERM instead of acting on them until the block ends, then re-raise.
+
+    Python runs signal handlers in the main thread between bytecodes, whichever thread the
+    signal was delivered to, so swapping the Python-level handlers (not the thread's signal
+    mask) is what keeps a handler from splitting the block. ``restore`` maps a signal to the
+    handler to leave in place afterwards (default: the one found on entry).
+    """
+
+    def __init__(self):
+        self.caught: list[int] = []
+        self.restore: dict[int, object] = {}
+
+    def _defer(self, signum, frame):
+        self.caught.append(signum)
+
+    def __enter__(self):
+        if _main_thread():
+            for s in _HELD:
+                self.restore[s] = signal.signal(s, self._defer)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for s, handler in self.restore.items():
+            signal.signal(s, handler)
+        if self.caught:
+            signal.raise_signal(self.caught[0])  # delivered to the restored handler
+        return False
+
+
+def _reserve(parent: str, prefix: str) -> str:
+    """Create and register a new private directory ``parent/prefix<random>`` (registered first)."""
+    while True:
+        path = os.path.join(parent, prefix + secrets.token_hex(6))
+        _LIVE_STAGES.add(path)  # before it exists: an interruption after mkdir still finds it
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            _LIVE_STAGES.discard(path)
+        except BaseException:
+            _LIVE_STAGES.discard(path)
+            raise
+
+
+def _release(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    _LIVE_STAGES.discard(path)
+
+
+def discard_stages() -> None:
+    """Delete the staging directories of this process's open :class:`StagedOutput` blocks.
+
+    Runs at interpreter exit and from the ``wflow`` command after an interruption: a signal
+    landing between creating a staging directory and entering the ``with`` block leaves no trace.
+    """
+    for stage in list(_LIVE_STAGES):
+        _release(stage)
+
+
+atexit.register(discard_stages)
 
 
 def _umask() -> int:
@@ -197,9 +283,10 @@ class StagedOutput:
     ``with`` block the staging directory (with the marker file :data:`MARKER`) takes the place
     of ``out`` — a previous ``out`` is moved aside first and deleted after the swap, so the
     directory is never a mix of two runs. On an exception (including ``KeyboardInterrupt``)
-    the staging directory is deleted and ``out`` is left as it was. Inside the block, SIGTERM
-    raises :class:`Terminated` (when it would otherwise kill the process), and SIGINT/SIGTERM
-    are held back during the final swap.
+    the staging directory is deleted and ``out`` is left as it was. Inside the block SIGTERM
+    raises :class:`Terminated` when it would otherwise kill the process; SIGINT/SIGTERM are
+    deferred while the staging directory is created and during the final swap, and a run
+    interrupted through :func:`interrupt_handler` is never published.
 
     Parameters
     ----------
@@ -223,17 +310,21 @@ class StagedOutput:
         self.files: list[str] = []
         self.stage: str | None = None
         self._sigterm = None
+        self._signalled = 0
 
     def __enter__(self) -> StagedOutput:
         self.out = check_output_dir(self.out, overwrite=self.overwrite)  # again: time has passed
         parent = os.path.dirname(self.out)
-        try:
-            os.makedirs(parent, exist_ok=True)
-            self.stage = tempfile.mkdtemp(prefix=".wflow-stage-", dir=parent)
-        except OSError as exc:
-            raise OutputError(f"cannot create output directory {self.out}: {_describe(exc)}") from None
-        if _main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            self._sigterm = signal.signal(signal.SIGTERM, raise_terminated)
+        self._signalled = len(_SIGNALLED)
+        with _SignalsDeferred() as deferred:
+            try:
+                os.makedirs(parent, exist_ok=True)
+                self.stage = _reserve(parent, ".wflow-stage-")
+            except OSError as exc:
+                raise OutputError(f"cannot create output directory {self.out}: {_describe(exc)}") from None
+            if deferred.restore.get(signal.SIGTERM) == signal.SIG_DFL:  # would kill: clean up first
+                self._sigterm = signal.SIG_DFL
+                deferred.restore[signal.SIGTERM] = interrupt_handler
         return self
 
     def path(self, name: str) -> str:
@@ -262,46 +353,45 @@ class StagedOutput:
         stage, out = self.stage, self.out
         with open(os.path.join(stage, MARKER), "w", encoding="utf-8") as fh:
             fh.write(json_dumps({"files": self.files, **self.info}) + "\n")
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700
+        os.chmod(stage, 0o777 & ~_umask())  # the stage was made 0700
         parent = os.path.dirname(out)
         aside = None
         if os.path.lexists(out):
             check_output_dir(out, overwrite=self.overwrite)  # still ours to replace?
-            aside = tempfile.mkdtemp(prefix=".wflow-old-", dir=parent)
+            aside = _reserve(parent, ".wflow-old-")
             os.rename(out, os.path.join(aside, "old"))
         try:
             os.rename(stage, out)
         except BaseException:
             if aside is not None:
                 os.rename(os.path.join(aside, "old"), out)
-                shutil.rmtree(aside, ignore_errors=True)
+                _release(aside)
             raise
+        _LIVE_STAGES.discard(stage)
         self.stage = None
         if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+            _release(aside)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        held = {signal.SIGINT, signal.SIGTERM}
-        block = exc_type is None and _main_thread() and hasattr(signal, "pthread_sigmask")
-        try:
-            if exc_type is None:
-                if block:  # the swap is two renames: let no signal fall between them
-                    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-                try:
-                    self._commit()
-                except OutputError:
-                    raise
-                except OSError as err:
-                    raise OutputError(f"cannot write output directory {self.out}: {_describe(err)}") from None
-        finally:
-            if self.stage is not None:
-                shutil.rmtree(self.stage, ignore_errors=True)
-                self.stage = None
-            if self._sigterm is not None:
-                signal.signal(signal.SIGTERM, self._sigterm)
-                self._sigterm = None
-            if block:  # a signal that arrived during the swap is delivered now
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        swallowed = _SIGNALLED[self._signalled:]  # an interruption Python ignored on the way
+        with _SignalsDeferred() as deferred:  # the swap is two renames: no handler between them
+            try:
+                if exc_type is None and not swallowed:
+                    try:
+                        self._commit()
+                    except OutputError:
+                        raise
+                    except OSError as err:
+                        raise OutputError(f"cannot write output directory {self.out}: {_describe(err)}") from None
+            finally:
+                if self.stage is not None:
+                    _release(self.stage)
+                    self.stage = None
+                if self._sigterm is not None:
+                    deferred.restore[signal.SIGTERM] = self._sigterm
+                    self._sigterm = None
+        if exc_type is None and swallowed:
+            raise Terminated() if swallowed[-1] == signal.SIGTERM else KeyboardInterrupt()
         return False
 
 

@@ -30,8 +30,9 @@ from .measures import ParticleMeasure, as_measure, probability_weights
 from .norms import Norm, as_norm
 from .potentials import PotentialLike
 from .transport import optimal_coupling
+from .transport.result import fit_marginals
 
-__all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "SNAP_TOL",
+__all__ = ["CurveMeasure", "CurveInfo", "superpose", "superpose_snapshots", "as_times", "worst_increase", "SNAP_TOL",
            "COUPLING_MASS_TOL", "COUPLING_ROUNDOFF"]
 
 #: fractions of an atom's mass closer than this are identified when gluing, so that round-off in
@@ -44,7 +45,8 @@ COUPLING_MASS_TOL = 1e-9
 COUPLING_ROUNDOFF = 1e-14
 
 
-def _as_times(times, name: str = "times", *, size: int | None = None) -> np.ndarray:
+def as_times(times: ArrayLike, name: str = "times", *, size: int | None = None) -> np.ndarray:
+    """A validated, strictly increasing, finite 1-D time grid (length ``size`` if given)."""
     try:
         t = np.array(times, dtype=float).reshape(-1) if np.ndim(times) == 1 else None
     except (TypeError, ValueError) as exc:
@@ -60,8 +62,12 @@ def _as_times(times, name: str = "times", *, size: int | None = None) -> np.ndar
     return t
 
 
-def _worst_increase(F: np.ndarray):
-    """max_{j ≤ k} F_k − F_j along the last axis (≥ 0), with the maximizing (j, k)."""
+def worst_increase(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """max_{j ≤ k} F_k − F_j along the last axis (≥ 0), with the maximizing (j, k).
+
+    With F(t) = V(u(t)) + ∫_{t_0}^t ‖∇V(u)‖_*, this is the worst dissipation defect over all
+    pairs of grid times, at the cost of one running minimum (``docs/theory.md`` §7).
+    """
     run_min = np.minimum.accumulate(F, axis=-1)
     gain = F - run_min
     k = np.argmax(gain, axis=-1)
@@ -161,7 +167,7 @@ class CurveMeasure:
         if not np.all(np.isfinite(U)):
             raise ValueError("curves contains NaN or infinite values")
         m, K1, _ = U.shape
-        t = _as_times(times, "times", size=K1)
+        t = as_times(times, "times", size=K1)
         w = probability_weights(weights, m, normalize=normalize, owner="curves")
         self.norm = as_norm(norm)
         if info is not None and not isinstance(info, CurveInfo):
@@ -279,7 +285,12 @@ class CurveMeasure:
         return self.segment_speeds(norm).max(axis=1)
 
     # -- energy dissipation -----------------------------------------------------------------
-    def _refined(self, substeps: int) -> tuple[np.ndarray, np.ndarray]:
+    def refined(self, substeps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(grid, curves) with every segment split into ``substeps`` equal parts, shapes (G,), (m, G, d).
+
+        The curves are the same piecewise-linear curves, sampled on the finer grid (the
+        quadrature grid of :meth:`dissipation_defect`).
+        """
         substeps = integer(substeps, "substeps", low=1)
         if substeps == 1 or self.times.size == 1:
             return self.times, self.curves
@@ -291,12 +302,13 @@ class CurveMeasure:
         U = ((1 - lam) * a[:, :, None] + lam * b[:, :, None]).reshape(self.n_curves, -1, self.dim)
         return grid, np.concatenate([U, self.curves[:, -1:]], axis=1)
 
+
     def _dissipation_terms(self, potential, norm, substeps):
         """(grid, V(u), cumulative ∫‖∇V(u)‖_*) on the (refined) grid, each (m, G)."""
         nrm = self.norm if norm is None else as_norm(norm)
         if not (callable(getattr(potential, "value", None)) and callable(getattr(potential, "grad", None))):
             raise TypeError(f"potential must have .value and .grad, got {type(potential).__name__}")
-        grid, U = self._refined(substeps)
+        grid, U = self.refined(substeps)
         # one vectorized call per grid time (rows = curves), so a potential carrying one datum
         # per particle (an attack loss with its labels) sees its rows aligned with the curves
         vals = np.stack([np.asarray(potential.value(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
@@ -352,7 +364,7 @@ class CurveMeasure:
         pairs (up to quadrature error) exactly when this is ≈ 0.
         """
         _, vals, cum = self._dissipation_terms(potential, norm, substeps)
-        best, _, _ = _worst_increase(vals + cum)
+        best, _, _ = worst_increase(vals + cum)
         return best
 
 
@@ -492,11 +504,9 @@ def _checked_coupling(coupling, a: np.ndarray, b: np.ndarray, j: int):
         )
     if np.any(np.bincount(rows, mass, a.size) <= 0) or np.any(np.bincount(cols, mass, b.size) <= 0):
         raise RuntimeError(f"the coupling of snapshots {j} and {j + 1} leaves an atom of positive weight uncoupled")
-    # two proportional-fitting sweeps on the support remove the solver's round-off in the marginals
-    for _ in range(2):
-        mass = mass * (a / np.bincount(rows, mass, a.size))[rows]
-        mass = mass * (b / np.bincount(cols, mass, b.size))[cols]
-    return rows, cols, mass
+    # proportional fitting on the support (until the marginals agree to a few ulps) removes the
+    # solver's round-off and the mass of the dropped entries
+    return rows, cols, fit_marginals(rows, cols, mass, a, b, a.size, b.size)
 
 
 def superpose_snapshots(measures: Sequence[ParticleMeasure | ArrayLike], times: ArrayLike,
@@ -560,7 +570,7 @@ def superpose_snapshots(measures: Sequence[ParticleMeasure | ArrayLike], times: 
     for k, mu in enumerate(snaps):
         if mu.dim != d:
             raise ValueError(f"measures[{k}] has dimension {mu.dim}, measures[0] has {d}")
-    t = _as_times(times, "times", size=len(snaps))
+    t = as_times(times, "times", size=len(snaps))
     nrm = as_norm(norm)
     if gluing not in ("interval", "product"):
         raise ValueError(f"gluing must be 'interval' or 'product', got {gluing!r}")

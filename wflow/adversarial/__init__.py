@@ -1,7 +1,7 @@
 """Adversarial attacks as ∞-flows: two-moons data, a numpy MLP classifier, attacks, distributional
 attacks and an optional PyTorch adapter.
 
-Attacks ascend a loss ℓ, so they are flows of the potential V = −ℓ (see ``DESIGN.md`` §1):
+Attacks ascend a loss ℓ, so they are flows of the potential V = −ℓ (see ``docs/robustness.md``):
 IFGSM is explicit Euler with a budget in ℓ∞, FGSM one step of size ε, and the minimizing-movement
 attack the scheme ``"minmove"``. ``y=None`` in an attack means "attack the label the model
 predicts at the clean input". Names load lazily (torch is imported only by ``torch_adapter``).
@@ -14,6 +14,8 @@ import importlib
 _LAZY = {
     "make_two_moons": "data",
     "load_two_moons": "data",
+    "load_dataset": "data",
+    "Dataset": "data",
     "MLP": "mlp",
     "load_model": "mlp",
     "fold_batchnorm": "mlp",
@@ -22,6 +24,7 @@ _LAZY = {
     "SquaredErrorLoss": "losses",
     "CrossEntropyLoss": "losses",
     "make_loss": "losses",
+    "AttackResult": "attacks",
     "fgsm": "attacks",
     "ifgsm": "attacks",
     "minmove_attack": "attacks",
@@ -32,6 +35,18 @@ _LAZY = {
     "WorstCase": "distributional",
     "attack_gaps": "distributional",
     "AttackGapReport": "distributional",
+    "ConflictGraph": "optimal_risk",
+    "conflict_graph": "optimal_risk",
+    "OptimalAttack": "optimal_risk",
+    "OptimalRisk": "optimal_risk",
+    "optimal_risk_from_graph": "optimal_risk",
+    "optimal_adversarial_risk": "optimal_risk",
+    "MulticlassRiskBound": "optimal_risk",
+    "pairwise_risk_lower_bound": "optimal_risk",
+    "adversarial_train": "adversarial_training",
+    "AdversarialTrainingHistory": "adversarial_training",
+    "robustness_study": "robustness",
+    "RobustnessStudy": "robustness",
     "TorchPotential": "torch_adapter",
     "mlp_to_torch": "torch_adapter",
 }

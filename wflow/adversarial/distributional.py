@@ -5,7 +5,7 @@ adversarial training is
 
     sup{ ∫ ℓ dν : W∞(ν, μ) ≤ ε } = Σ_i w_i sup_{‖x̃ − x_i‖ ≤ ε} ℓ(x̃, y_i)        (★)
 
-(DESIGN.md §1). The W∞-flow of 𝓔(ν) = −∫ ℓ dν started at μ and run to t = ε moves every
+(``docs/robustness.md``). The W∞-flow of 𝓔(ν) = −∫ ℓ dν started at μ and run to t = ε moves every
 atom along its own IFGSM limit curve (:func:`distributional_attack`); in d = 2 the right side
 of (★) is computed by a dense per-point grid search with local refinement
 (:func:`worst_case_loss`), so the gap of FGSM, IFGSM at several τ and minimizing movement to
@@ -405,11 +405,11 @@ def attack_gaps(
         return {"method": method, "tau": eps / steps, "steps": steps, "expected_loss": el, "accuracy": acc,
                 "gap": wc - el, "rel_gap": (wc - el) / wc if wc > 0 else 0.0}
 
-    entries = [entry("fgsm", 1, fgsm(L, X, labels, eps, norm=norm))]
+    entries = [entry("fgsm", 1, fgsm(L, X, labels, eps, norm=norm).x_adv)]
     for s in isteps:
-        entries.append(entry("ifgsm", s, ifgsm(L, X, labels, eps, eps / s, s, norm=norm)))
+        entries.append(entry("ifgsm", s, ifgsm(L, X, labels, eps, eps / s, s, norm=norm).x_adv))
     for s in msteps:
-        entries.append(entry("minmove", s, minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner)))
+        entries.append(entry("minmove", s, minmove_attack(L, X, labels, eps, eps / s, s, norm=norm, inner=inner).x_adv))
     return AttackGapReport(
         eps=eps, norm=norm_name(p), clean_loss=float(w @ L.value(X)),
         clean_accuracy=float(w @ (np.asarray(L.predict(X)) == labels)), worst_case=wc, entries=entries,

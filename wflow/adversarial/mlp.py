@@ -32,7 +32,7 @@ __all__ = ["MLP", "ACTIVATIONS", "DTYPES", "load_model", "fold_batchnorm", "MODE
            "as_dtype", "softmax", "log_softmax"]
 
 ACTIVATIONS = ("relu", "gelu")
-MODEL_NAMES = ("two_moons_relu", "two_moons_gelu")
+MODEL_NAMES = ("two_moons_relu", "two_moons_gelu", "digits_relu")
 _MODEL_DIR = Path(__file__).resolve().parent / "models"
 # Python floats (not numpy float64 scalars): under NumPy's promotion rules they keep float32
 # arrays float32
@@ -457,17 +457,19 @@ class MLP:
 
 
 def model_path(name: str) -> Path:
-    """Path of a shipped model file (``two_moons_relu`` or ``two_moons_gelu``)."""
+    """Path of a shipped model file (a name in ``MODEL_NAMES``)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
     return _MODEL_DIR / f"{name}.npz"
 
 
 def load_model(name: str) -> MLP:
-    """Load a shipped classifier by name (``"two_moons_relu"`` or ``"two_moons_gelu"``).
+    """Load a shipped classifier by name (``"two_moons_relu"``, ``"two_moons_gelu"``, ``"digits_relu"``).
 
-    Both are 2 → 20 → 20 → 20 → 1 networks trained by ``experiments/train_two_moons.py`` on the
-    shipped two-moons training split (:func:`wflow.adversarial.load_two_moons`).
+    The two-moons models are 2 → 20 → 20 → 20 → 1 networks trained by
+    ``experiments/train_two_moons.py`` on the shipped two-moons training split
+    (:func:`wflow.adversarial.load_two_moons`); ``digits_relu`` is a 64 → 64 → 64 → 10 network
+    trained by ``experiments/train_digits.py`` on ``load_dataset("digits", seed=0)``.
     """
     return MLP.load(model_path(name))
 

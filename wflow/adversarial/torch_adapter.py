@@ -10,7 +10,7 @@ Example
 >>> net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.GELU(), torch.nn.Linear(16, 1),
 ...                           torch.nn.Sigmoid()).double()
 >>> loss = TorchPotential(net, loss="mse", labels=[0, 1])        # ℓ(x) per row
->>> x_adv = ifgsm(loss, [[0.0, 0.5], [1.0, -0.2]], None, eps=0.1, alpha=0.01, steps=10)
+>>> x_adv = ifgsm(loss, [[0.0, 0.5], [1.0, -0.2]], None, eps=0.1, alpha=0.01, steps=10).x_adv
 """
 
 from __future__ import annotations

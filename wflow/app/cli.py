@@ -19,7 +19,15 @@ import time
 import traceback
 
 from .. import __version__
-from ..io import OutputError, StagedOutput, Terminated, check_output_dir, raise_terminated
+from ..io import (
+    OutputError,
+    StagedOutput,
+    Terminated,
+    check_output_dir,
+    discard_stages,
+    interrupt_handler,
+    signals_received,
+)
 from ..verify.catalogue import run_catalogue
 from .config import ConfigError, load_config
 from .reports import render_report_md
@@ -181,19 +189,29 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     command = {"demo": _cmd_demo, "run": _cmd_run, "verify": _cmd_verify}[args.command]
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupt_handler)
+    seen = len(signals_received())
     try:
-        return command(args)
+        code = command(args)
+        late = signals_received()[seen:]  # a signal whose exception Python swallowed on the way
+        if late:
+            print(f"wflow: {'terminated' if late[-1] == signal.SIGTERM else 'interrupted'} "
+                  "(the outputs had been written completely and are kept)", file=sys.stderr)
+            return EXIT_TERMINATED if late[-1] == signal.SIGTERM else EXIT_INTERRUPTED
+        return code
     except (ConfigError, OSError, MemoryError) as exc:
         # ConfigError names the key, OSError the path, a MemoryLimitError the estimate and knob
         print(f"wflow {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated:
+        discard_stages()
         print("wflow: terminated (no partial output was written)", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
+        discard_stages()
         print("wflow: interrupted (no partial output was written)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:  # a bug, not a failed check: keep exit 1 for "a check FAILED"
@@ -202,8 +220,8 @@ def main(argv=None) -> int:
               "please report it with the traceback above", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,8 +156,20 @@ _SCHEMA: dict[str, dict] = {
         "frames": lambda k, v: _number(k, v, low=2, integer=True),
         "dpi": lambda k, v: _number(k, v, low=10, integer=True),
     },
+    "compute": {  # optional: run the flow through dask (wflow.distributed, docs/distributed.md)
+        "scheduler": lambda k, v: _scheduler(k, v),
+        "chunk_size": lambda k, v: _number(k, v, low=1, integer=True),
+        "timeout": lambda k, v: _number(k, v, low=0, strict=True),
+    },
 }
 _REQUIRED = {"flow": ("T", "tau")}
+
+
+def _scheduler(key, v):
+    if not isinstance(v, str) or not (v in ("threads", "sync", "processes") or ":" in v):
+        raise ConfigError(f"{key} must be 'threads', 'sync', 'processes' or a scheduler address like "
+                          f"'tcp://host:8786', got {v!r}")
+    return v
 
 
 def _bool(key, v):
@@ -184,12 +196,14 @@ class RunConfig:
     flow: dict
     output: dict
     source: str = "<dict>"
+    compute: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def clean(d):
             return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
-        return {s: clean(getattr(self, s)) for s in ("potential", "initial", "flow", "output")}
+        out = {s: clean(getattr(self, s)) for s in ("potential", "initial", "flow", "output")}
+        return out | ({"compute": dict(self.compute)} if self.compute else {})
 
 
 def parse_config(data: dict, source: str = "<dict>") -> RunConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__
+from ..distributed import solve_flow_on
 from ..flow import check_flow_memory, solve_flow
 from ..io import StagedOutput, check_output_dir
 from ..memory import check_memory
@@ -23,6 +24,19 @@ __all__ = ["run_config"]
 
 #: size of the largest figure a run draws (snapshots: 4 panels of 3.2 x 3.0 inches)
 LARGEST_FIGURE_INCHES = (12.8, 3.0)
+
+
+def _solve_on_dask(compute: dict, V, mu0, fl: dict, progress: bool, kwargs: dict):
+    """The flow of a ``[compute]`` section through wflow.distributed (dask is optional)."""
+    scheduler = compute.get("scheduler", "threads")
+    try:
+        return solve_flow_on(scheduler, V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
+                             scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress,
+                             chunk_size=compute.get("chunk_size"), timeout=compute.get("timeout", 10.0), **kwargs)
+    except ConnectionError as exc:
+        raise ConfigError(f"compute.scheduler: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(f"[compute] needs dask (pip install \"wflow[dask]\"): {exc}") from None
 
 
 def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool = False) -> dict:
@@ -63,8 +77,11 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         V = V.bind(mu0.points)
     kwargs = {k: fl[k] for k in ("budget", "selection", "stride", "inner") if k in fl}
     try:
-        res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
-                         scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress, **kwargs)
+        if cfg.compute:
+            res = _solve_on_dask(cfg.compute, V, mu0, fl, progress, kwargs)
+        else:
+            res = solve_flow(V, mu0, fl["T"], fl["tau"], norm=fl.get("norm", "linf"),
+                             scheme=fl.get("scheme", "euler"), seed=fl.get("seed"), progress=progress, **kwargs)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, MemoryError):  # the memory estimate names its own knob
             raise

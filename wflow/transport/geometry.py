@@ -474,6 +474,19 @@ class Geometry:
         k = d <= t
         return ii[k], jj[k], d[k]
 
+    def sparse_upto(self, t: float, max_edges: int):
+        """All of G_t as (ii, jj, dist) when it has at most ``max_edges`` edges, else None.
+
+        KD-tree mode counts the pairs first (dual-tree count, no pair list); other modes None.
+        """
+        if self.mode != "kdtree":
+            return None
+        tx, ty = self.trees()
+        cnt = int(tx.count_neighbors(ty, self._tree_radius(t), p=self.q))
+        if cnt > max_edges:
+            return None
+        return self.upto(t)
+
     def nn_bound(self) -> float:
         """max(max_i min_j d_ij, max_j min_i d_ij): a lower bound of W∞ (exact in dense/blocks)."""
         n, m = len(self.X), len(self.Y)

@@ -9,6 +9,7 @@ import numpy as np
 from ..measures import WEIGHT_SUM_TOL, ParticleMeasure, as_measure
 from ..norms import parse_norm
 from .geometry import check_range
+from .result import fit_marginals
 
 __all__ = ["Problem", "MASS_TOL"]
 
@@ -121,6 +122,8 @@ class Problem:
         if self.gy is not None:
             members, ent, m = _split_groups(self.gy, self.wy, cols, mass)
             rows, cols, mass = rows[ent], members, m
+        if self.merged:
+            mass = fit_marginals(rows, cols, mass, self.wx, self.wy, len(self.wx), len(self.wy))
         return self.ix[rows], self.iy[cols], mass
 
 
@@ -138,7 +141,8 @@ def _split_groups(group: np.ndarray, w: np.ndarray, ent_group: np.ndarray, ent_m
     fm = _group_fractions(gm, w[om], G)
     fe = _group_fractions(ge, ent_mass[oe], G)
     tot = np.bincount(ge, weights=ent_mass[oe], minlength=G)
-    # snap entry breakpoints within MASS_TOL of a member breakpoint (round-off, not mass)
+    # pieces of round-off width (≤ 1e-13 of the group) are dropped; :meth:`Problem.split`
+    # then fits the masses back to both marginals on the remaining support
     allg = np.r_[gm, ge]
     allf = np.r_[fm, fe]
     is_m = np.r_[np.ones(len(gm), bool), np.zeros(len(ge), bool)]
@@ -155,8 +159,7 @@ def _split_groups(group: np.ndarray, w: np.ndarray, ent_group: np.ndarray, ent_m
     prev = np.r_[0.0, f_s[:-1]]
     prev[start] = 0.0
     width = f_s - prev
-    snap = MASS_TOL
-    keep = (width > snap) & (nxt_m < len(o)) & (nxt_e < len(o))
+    keep = (width > 1e-13) & (nxt_m < len(o)) & (nxt_e < len(o))
     keep &= g_s[np.minimum(nxt_m, len(o) - 1)] == g_s
     keep &= g_s[np.minimum(nxt_e, len(o) - 1)] == g_s
     mi = o[nxt_m[keep]]  # index into concatenated arrays: members first

@@ -25,7 +25,7 @@ from ..measures import ParticleMeasure, as_measure
 from ..minmove import minmove_step
 from ..norms import dual_norm, norm_name, parse_norm
 from ..norms import norm as _norm
-from ..superposition import CurveMeasure, _as_times, _worst_increase, superpose, superpose_snapshots
+from ..superposition import CurveMeasure, as_times, superpose, superpose_snapshots, worst_increase
 from ..transport import winf
 from .report import CheckReport
 
@@ -82,7 +82,7 @@ def as_curve_measure(eta, times=None, norm=None) -> CurveMeasure:
 def _snapshots(measures, times, name: str = "measures"):
     """(list of ParticleMeasure, times) from a sequence (with times) or a FlowResult."""
     if _is_flow_result(measures):
-        t = np.asarray(measures.times, dtype=float) if times is None else _as_times(times, "times")
+        t = np.asarray(measures.times, dtype=float) if times is None else as_times(times, "times")
         return [measures.measure(s) for s in t], t
     if isinstance(measures, CurveMeasure):
         raise TypeError(f"{name} must be snapshots that do not come from η (a sequence or a FlowResult), "
@@ -92,7 +92,7 @@ def _snapshots(measures, times, name: str = "measures"):
     if times is None:
         raise ValueError("times is required when measures is a sequence of snapshots")
     snaps = [as_measure(mu, f"{name}[{k}]") for k, mu in enumerate(measures)]
-    return snaps, _as_times(times, "times", size=len(snaps))
+    return snaps, as_times(times, "times", size=len(snaps))
 
 
 def _check_potential(potential):
@@ -342,7 +342,7 @@ def check_energy_dissipation(eta, potential, norm=None, *, times=None, defect_to
     k = int(np.argmax(Dm - Tm))
     t = eta.times
     F = np.r_[0.0, np.cumsum(Dm)]
-    best, j, kk = _worst_increase(F)
+    best, j, kk = worst_increase(F)
     return CheckReport(
         "energy_dissipation", bool(np.all(Dm <= Tm)), float(Dm[k]), float(Tm[k]), "<=",
         ("Σ_c ω_c (" + _DEFECT_FORMULA + ")") if defect_tol is None else f"{defect_tol:g} (given)",

@@ -210,6 +210,7 @@ class SumPotential(Potential):
         self.parts = flat
         self.dim = _common_dim(flat)
         self.thread_safe = all(p.thread_safe for p in flat)
+        self.smooth = all(p.smooth for p in flat)
 
     def restrict(self, rows: slice) -> SumPotential:
         return SumPotential([p.restrict(rows) for p in self.parts])
@@ -219,10 +220,6 @@ class SumPotential(Potential):
 
     def _grad(self, X):
         return sum(p._grad(X) for p in self.parts)
-
-    @property
-    def smooth(self) -> bool:
-        return all(p.smooth for p in self.parts)
 
     def _subdifferential_box(self, X):
         # sum rule: exact for C¹ parts plus convex (box) parts
@@ -245,6 +242,7 @@ class ScaledPotential(Potential):
             raise ValueError(f"scale must be finite, got {scale!r}")
         self.base, self.scale, self.dim = base, float(scale), base.dim
         self.thread_safe = base.thread_safe
+        self.smooth = base.smooth
 
     def restrict(self, rows: slice) -> ScaledPotential:
         return ScaledPotential(self.base.restrict(rows), self.scale)
@@ -258,10 +256,6 @@ class ScaledPotential(Potential):
     def _value_and_grad(self, X):
         v, g = self.base._value_and_grad(X)
         return self.scale * v, self.scale * g
-
-    @property
-    def smooth(self) -> bool:
-        return self.base.smooth
 
     def _subdifferential_box(self, X):
         box = self.base._subdifferential_box(X)

@@ -20,6 +20,7 @@ resident memory — ``ru_maxrss`` of the process, and of every worker process �
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -129,33 +130,41 @@ def run_risk_variant(variant: str, n: int, d: int, radius: float) -> dict:
     from wflow import distributed as wd
 
     rng = np.random.default_rng(0)
-    # two classes of "images": shared prototypes plus class-dependent noise in [0, 1]^d
-    proto = rng.random((50, d))
-    X0 = np.clip(proto[rng.integers(0, 50, n)] + 0.15 * rng.standard_normal((n, d)), 0, 1)
-    X1 = np.clip(proto[rng.integers(0, 50, n)] + 0.15 * rng.standard_normal((n, d)) + 0.05, 0, 1)
+    # two classes of "images" in [0, 1]^d: tight clusters around 100 prototypes, class 0 on
+    # prototypes 0-59, class 1 on 40-99 (the 20 shared ones make conflicts at small radii)
+    proto = rng.random((100, d))
+    X0 = np.clip(proto[rng.integers(0, 60, n)] + 0.02 * rng.standard_normal((n, d)), 0, 1)
+    X1 = np.clip(proto[rng.integers(40, 100, n)] + 0.02 * rng.standard_normal((n, d)), 0, 1)
     out = {"variant": variant, "n": n, "d": d, "radius": radius, "kernel": wd._risk_kernel().__module__
            if wd._risk_kernel() else "scipy cdist"}
-    t0 = time.perf_counter()
+    nrm = wd.as_norm("linf")
+    t0, c0 = time.perf_counter(), _cpu_s()
     if variant == "single":
         kernel = wd._risk_kernel()
         if kernel is not None:
-            g = kernel(X0, X1, radius, "linf")
+            g = kernel(X0, X1, radius, nrm)
+            rows, cols, dists = g.rows, g.cols, g.dists
         else:
-            g = wd._edge_block(X0, X1, 0, 0, radius, wd.as_norm("linf"), None)
-            g = wd.ConflictEdges(g[0], g[1], g[2], (n, n), radius, wd.as_norm("linf"))
-        edges = g.n_edges if hasattr(g, "n_edges") else len(g[0])
+            rows, cols, dists = wd._edge_block(X0, X1, 0, 0, radius, nrm, None)
+        order = np.lexsort((cols, rows))
+        g = wd.ConflictEdges(rows[order], cols[order], dists[order], (n, n), radius, nrm)
     else:
         cluster, client = _cluster(2)
         out["setup_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        g = wd.conflict_edges(X0, X1, radius, "linf", chunks=5000, client=client)
-        edges = g.n_edges
-        out["worker_peak_mb"], _ = _worker_stats(client)
+        _, w0 = _worker_stats(client)
+        t0, c0 = time.perf_counter(), _cpu_s() - w0
+        g = wd.conflict_edges(X0, X1, radius, nrm, chunks=5000, client=client)
+        out["worker_peak_mb"], wcpu = _worker_stats(client)
+        c0 -= wcpu
         client.close()
         cluster.close()
     out["time_s"] = time.perf_counter() - t0
-    out["edges"] = int(edges)
-    out["transported"] = float(g.transported(radius)) if hasattr(g, "transported") else None
+    out["cpu_s"] = _cpu_s() - c0
+    out["edges"] = g.n_edges
+    out["edges_sha1"] = hashlib.sha1(np.stack([g.rows, g.cols]).tobytes() + g.dists.tobytes()).hexdigest()
+    t1 = time.perf_counter()
+    out["transported"] = g.transported(radius)  # F(2ε) for ε = radius/2, on the client (exact max-flow)
+    out["maxflow_s"] = time.perf_counter() - t1
     out["process_peak_mb"] = _maxrss_mb()
     return out
 
@@ -173,7 +182,7 @@ def main(argv=None):
     ap.add_argument("case", choices=["flow", "big", "risk"])
     ap.add_argument("--n", type=int)
     ap.add_argument("--d", type=int, default=784)
-    ap.add_argument("--radius", type=float, default=0.6)
+    ap.add_argument("--radius", type=float, default=0.1)
     ap.add_argument("--chunk", type=int, default=CHUNK)
     ap.add_argument("--repeats", type=int, default=2, help="rounds; even rounds run the variants in reverse order")
     ap.add_argument("--variant")
@@ -203,6 +212,11 @@ def main(argv=None):
                        **({"WFLOW_MEMORY_LIMIT": "4GiB"} if a.case == "big" else {}))
             rows[v].append(r)
             print(json.dumps({k: x for k, x in r.items() if k != "curve"}), flush=True)
+    if a.case == "risk":
+        for v, rs in rows.items():
+            r = rs[0]
+            print(f"{v}: kernel {r['kernel']}, {r['edges']} edges (sha1 {r['edges_sha1'][:12]}), "
+                  f"F(radius) = {r['transported']:.6f}, max-flow on the client {r['maxflow_s']:.2f} s")
     for r in rows.get("refuse", []):
         print("in-memory path:", r["refused"] or "not refused")
     if a.case == "flow" and "single" in rows:

@@ -9,13 +9,18 @@ Cases (issue 3, Performance):
   break the axis-aligned product structure (ℓ2 ground norm; both clouds rotated by 0.5 rad);
 * general weights: random weights, n = 2000 vs m = 1500 Gaussian shift: winf vs POT;
 * 1-D, n = 10⁶ (random weights both sides), against sorting both samples (np.sort);
-* optimal_coupling between two nearby snapshots (n = 2000, every point moved by ±0.01).
+* optimal_coupling between two nearby snapshots (n = 2000, every point moved by ±0.01);
+* issue 13 (transport at scale): d = 64, n = 2000 perturbed copy (N(0, I) + 0.01 N(0, I),
+  shuffled) vs POT; d = 784, n = 5000 (U[0,1]^784 + U(±0.03), shuffled) and d = 50,
+  n = 2·10⁴ (perturbed copy) alone; general weights n = m = 5000 alone (``--weights-rss``: that
+  case alone in a fresh process, with its peak RSS).
 
 POT's time includes building its cost matrix (wflow.transport.cost_matrix, ℓ∞) and uses
 numItermax = 10⁸ (result code checked: optimal). Runs alternate between the two sides and are
 repeated; medians are reported.
 
-    python benchmarks/bench_transport.py [--repeats 3] [--big 20000]
+    python benchmarks/bench_transport.py [--repeats 3] [--big 20000] [--d50 20000]
+    python benchmarks/bench_transport.py --weights-rss
 """
 
 from __future__ import annotations
@@ -63,9 +68,22 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--big", type=int, default=20000)
+    ap.add_argument("--d50", type=int, default=20000, help="n of the d = 50 case")
+    ap.add_argument("--weights-rss", action="store_true",
+                    help="only the general-weights case n = 5000, then print the peak RSS")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = []
+    if args.weights_rss:
+        from wflow.measures import ParticleMeasure as PMw
+
+        n = 5000
+        Xg, Yg = rng.standard_normal((n, 2)), rng.standard_normal((n, 2)) + 0.3
+        mug, nug = PMw(Xg, rng.random(n), normalize=True), PMw(Yg, rng.random(n), normalize=True)
+        t, v = timed(lambda: winf(mug, nug))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"general weights n=5000: {t:.2f} s, W∞ = {v!r}, peak RSS of the process {rss:.0f} MB")
+        return
 
     # Gaussian, n = 5000
     n = 5000
@@ -129,6 +147,31 @@ def main(argv=None):
     Q = (P + 0.01 * np.sign(rng.standard_normal((n, 2))))[rng.permutation(n)]
     to, tb, c, vb = side_by_side(lambda: optimal_coupling(P, Q), lambda: pot_w1(P, Q), args.repeats)
     rows.append(("optimal_coupling, nearby snapshots n=2000", to, tb, c.value, vb, "< 0.2 s"))
+
+    # ---- issue 13: high dimension (BLAS blocks), perturbed copies, ℓ∞
+    n, d = 2000, 64
+    Xh = rng.standard_normal((n, d))
+    Yh = (Xh + 0.01 * rng.standard_normal((n, d)))[rng.permutation(n)]
+    to, tb, vo, vb = side_by_side(lambda: winf(Xh, Yh), lambda: pot_w1(Xh, Yh), args.repeats)
+    rows.append(("d=64 perturbed copy (σ=0.01, shuffled), n=2000", to, tb, vo, vb, "≤ 0.5"))
+    n, d = 5000, 784
+    Xm = rng.random((n, d))
+    Ym = (Xm + rng.uniform(-0.03, 0.03, (n, d)))[rng.permutation(n)]
+    t784, v784 = timed(lambda: winf(Xm, Ym))
+    rows.append(("d=784 U[0,1] + U(±0.03), shuffled, n=5000", t784, float("nan"), v784, float("nan"), "< 10 s"))
+    n, d = args.d50, 50
+    X5 = rng.standard_normal((n, d))
+    Y5 = (X5 + 0.01 * rng.standard_normal((n, d)))[rng.permutation(n)]
+    t50, v50 = timed(lambda: winf(X5, Y5))
+    rows.append((f"d=50 perturbed copy, n={n}", t50, float("nan"), v50, float("nan"), "< 30 s"))
+    # ---- issue 13: general weights without an n×m matrix (peak RSS measured separately)
+    n = 5000
+    Xg, Yg = rng.standard_normal((n, 2)), rng.standard_normal((n, 2)) + 0.3
+    mug = PM(Xg, rng.random(n), normalize=True)
+    nug = PM(Yg, rng.random(n), normalize=True)
+    tg, vg = timed(lambda: winf(mug, nug))
+    rows.append(("random weights, n=m=5000 (Gaussian shift 0.3)", tg, float("nan"), vg, float("nan"),
+                 "< 10 s, < 500 MB (see --weights-rss)"))
 
     print(f"repeats: {args.repeats} (medians)\n")
     print("| case | wflow (s) | POT emd2 W1 (s) | ratio | W∞ | W1 (POT) | target |")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import wflow
+from wflow._fp import cap_steps
 from wflow.norms import norm as lp_norm
 from wflow.potentials import Linear, Quadratic
 
@@ -52,5 +53,7 @@ def test_linf_budget_flow_is_exactly_ifgsm():
     K = len(r.times) - 1
     for k in range(K):
         h = tau if k < K - 1 else 0.5 - (K - 1) * tau  # the last step ends at T
-        x = np.clip(x - h * np.sign(V.grad(x)), x0 - eps, x0 + eps)
+        # IFGSM's step, with the step rounded to ≤ τ exactly (one ulp toward x where fl(x ± τ)
+        # overshoots: wflow._fp.cap_steps), then clipped to the budget box
+        x = np.clip(cap_steps(x, x - h * np.sign(V.grad(x)), h), x0 - eps, x0 + eps)
         np.testing.assert_array_equal(r.positions[k + 1], x)

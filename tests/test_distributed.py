@@ -180,6 +180,12 @@ def test_attacks_bit_identical(moons):
     np.testing.assert_array_equal(a, b)
     c = ifgsm(model, X, y, 0.1, 0.02, 8, random_start=True, seed=12).x_adv
     assert not np.array_equal(a, c)
+    # a budget per sample travels with its rows (numpy or dask)
+    e = np.random.default_rng(4).uniform(0.02, 0.2, len(X))
+    ref = ifgsm(model, X, y, e, 0.02, 8, random_start=True, seed=5).x_adv
+    for e_ in (e, da.from_array(e, chunks=400)):
+        np.testing.assert_array_equal(wd.ifgsm(model, X, y, e_, 0.02, 8, random_start=True, seed=5, chunks=250).compute(), ref)
+    np.testing.assert_array_equal(wd.fgsm(model, X, y, e, chunks=250).compute(), fgsm(model, X, y, e).x_adv)
 
 
 def test_model_shipped_once(moons):
@@ -261,8 +267,7 @@ def test_optimal_adversarial_risk_sweep_matches_matching():
     rng = np.random.default_rng(8)
     X0, X1 = rng.standard_normal((60, 3)), rng.standard_normal((60, 3)) + 0.3
     eps = np.array([0.1, 0.3, 0.6])
-    r = wd.optimal_adversarial_risk(X0, X1, eps, "linf", chunks=25)
-    risk = np.asarray(getattr(r, "risk", r))
+    risk = wd.optimal_adversarial_risk(X0, X1, eps, "linf", chunks=25)
     D = cdist(X0, X1, "chebyshev")
     expected = [0.5 * (maximum_bipartite_matching(csr_matrix(D <= 2 * e)) >= 0).sum() / 60 for e in eps]
     np.testing.assert_allclose(risk, expected, rtol=0, atol=1e-12)
@@ -323,3 +328,24 @@ def test_wflow_run_compute_section(tmp_path):
         parse_config({"flow": {"T": 1, "tau": 0.1}, "compute": {"scheduler": "fast"}})
     with pytest.raises(ConfigError, match="compute.chunk_size"):
         parse_config({"flow": {"T": 1, "tau": 0.1}, "compute": {"chunk_size": 0}})
+
+
+def test_optimal_risk_equals_the_single_process_function():
+    optimal_risk = pytest.importorskip("wflow.adversarial.optimal_risk")
+    rng = np.random.default_rng(9)
+    X0, X1 = rng.standard_normal((80, 4)), rng.standard_normal((50, 4)) + 0.2
+    w0, w1 = rng.random(80), rng.random(50)
+    w0, w1 = w0 / w0.sum(), w1 / w1.sum()
+    eps = np.array([0.2, 0.5, 0.9])
+    for norm in ("linf", "l2"):
+        ref = optimal_risk.optimal_adversarial_risk(X0, X1, eps, norm, w0, w1)
+        got = wd.optimal_adversarial_risk(X0, X1, eps, norm, w0, w1, chunks=30)
+        np.testing.assert_array_equal(got, ref)  # same graph, same max-flow
+        one_eps = optimal_risk.optimal_adversarial_risk(X0, X1, 0.5, norm, w0, w1)
+        assert wd.optimal_adversarial_risk(X0, X1, 0.5, norm, w0, w1, chunks=30) == one_eps
+        g = wd.conflict_edges(X0, X1, 1.8, norm, chunks=30, exact_at=2 * eps).to_graph()
+        one = optimal_risk.conflict_graph(X0, X1, 1.8, norm, exact_at=2 * eps)
+        for r in 2 * eps:  # identical edge sets at every radius of the sweep
+            a = {(i, j) for i, j, m in zip(g.rows, g.cols, g.within(r)) if m}
+            b = {(i, j) for i, j, m in zip(one.rows, one.cols, one.within(r)) if m}
+            assert a == b

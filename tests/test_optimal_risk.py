@@ -251,3 +251,23 @@ def test_no_linear_classifier_beats_the_optimal_risk():
     # mutant: a bound computed at twice the radius (F(4ε)) is beaten by some linear rule
     mutant = optimal_adversarial_risk(X0, X1, 2 * eps, "linf")
     assert np.any(best < mutant - 0.05)
+
+
+def test_rational_weights_use_the_reused_integer_flow_and_match_linprog():
+    # weights c_i / C with small integers: the exact integer max-flow, augmented budget after
+    # budget in the residual network, must equal a fresh LP at every budget
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        n0, n1 = int(rng.integers(3, 14)), int(rng.integers(3, 14))
+        X0, X1 = rng.normal(size=(n0, 2)), rng.normal(size=(n1, 2)) + 0.4
+        c0, c1 = rng.integers(1, 9, n0), rng.integers(1, 9, n1)
+        w0, w1 = c0 / c0.sum(), c1 / c1.sum()
+        D = cdist(X0, X1, "chebyshev")
+        eps = budgets_between(D)
+        res = optimal_adversarial_risk(X0, X1, eps, "linf", w0, w1, return_attack=True)
+        assert res.exact
+        ref = [0.5 * lp_mass(D, 2 * e, w0, w1) for e in eps]
+        np.testing.assert_allclose(res.risk, ref, rtol=0, atol=1e-7)
+        for a, F in zip(res.attacks, res.transported):
+            np.testing.assert_allclose(a.mass.sum(), F, rtol=1e-12)
+            assert np.all(np.bincount(a.rows, a.mass, minlength=n0) <= w0 + 1e-15)

@@ -35,3 +35,23 @@ def test_study_bad_input():
         robustness_study("mnist")
     with pytest.raises(ValueError, match="inners"):
         robustness_study("two_moons", inners=("pgd",))
+
+
+def test_wflow_run_robustness_config(tmp_path):
+    from wflow.app.cli import main
+    from wflow.app.config import ConfigError, parse_config
+
+    cfg = tmp_path / "rob.toml"
+    cfg.write_text('[robustness]\ndataset = "two_moons"\neps = [0.0, 0.2]\ninners = ["none"]\nepochs = 1\n'
+                   'steps = 2\neval_steps = 3\nrestarts = 1\nn_eval = 30\n\n[output]\ndpi = 40\n')
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["kind"] == "robustness" and rep["study"]["eps"] == [0.0, 0.2]
+    assert (out / "robustness.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="robustness.inners"):
+        parse_config({"robustness": {"inners": ["pgd"]}})
+    with pytest.raises(ConfigError, match="robustness.budget"):
+        parse_config({"robustness": {"budget": 0.1}})
+    with pytest.raises(ConfigError, match=r"\[flow\]"):
+        parse_config({"robustness": {}, "flow": {"T": 1.0, "tau": 0.1}})

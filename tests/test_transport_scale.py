@@ -294,3 +294,23 @@ def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
     # flows are exact multiples of 2^-46: the plan's cost is optimal up to that rounding
     assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
+
+
+def test_winf_lipschitz_check_with_a_cap_on_exact_solves():
+    """The labelled one-pass bound certifies a flow without exact solves; a too-fast replay
+    fails with and without exact solves (the mutant), and the cap is honoured."""
+    import wflow
+    from wflow import suite
+    from wflow.potentials import Quadratic
+
+    x0 = np.random.default_rng(0).uniform(-1, 1, (200, 2))
+    res = wflow.solve_flow(Quadratic(np.diag([1.0, 3.0])), x0, T=0.5, tau=0.01)
+    calls = []
+    ok = suite.check_winf_lipschitz(res, max_exact=0)
+    assert ok.passed and ok.details["exact_pairs"] == 0 and ok.details["labelled_ratio"] <= 1 + 1e-9
+    full = suite.check_winf_lipschitz(res, max_exact=3, progress=lambda i, k: calls.append((i, k)))
+    assert full.passed and full.details["exact_pairs"] == 3 and calls == [(1, 3), (2, 3), (3, 3)]
+    fast = suite.corrupt_speed(res, 2.0)
+    for cap in (0, 2, None):
+        bad = suite.check_winf_lipschitz(fast, max_exact=cap)
+        assert not bad.passed and bad.measured > 1.5

@@ -486,7 +486,8 @@ def solve_flow(
     fn = dask.delayed(_flow_block, pure=True)
     c_blocks = _blocks(C) if C is not None and not isinstance(C, np.ndarray) else [C] * len(row_chunks)
     tasks = []
-    for xb, wb, cb, sl, sd in zip(_blocks(X), _blocks(W), c_blocks, _row_slices(row_chunks), seeds):
+    x_blocks = _input_blocks(x0.points if isinstance(x0, ParticleMeasure) else x0, X, client)
+    for xb, wb, cb, sl, sd in zip(x_blocks, _blocks(W), c_blocks, _row_slices(row_chunks), seeds):
         opts = dict(options, chunk_size=sl.stop - sl.start) if per_block_chunk else options
         tasks.append(fn(pot, xb, wb, cb, sl, sd, keep, (T, tau, nrm, scheme, budget, stride), opts))
     arrays = _assemble(tasks, row_chunks, n_keep, d, keep, da, dask)
@@ -539,19 +540,20 @@ def _adv_points(out) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def _labels(y, n: int, row_chunks):
-    """Per-block labels: None (predicted per block), a scalar, or an aligned dask array."""
+def _labels(y, n: int, row_chunks, name: str = "y"):
+    """Per-block values: None, a scalar (shared), or the blocks of an (n,) array aligned with the rows."""
     _, da = _dask()
     if y is None:
         return [None] * len(row_chunks)
     if not isinstance(y, da.Array) and np.ndim(y) == 0:
         return [y] * len(row_chunks)
-    return _blocks(_aligned(y, row_chunks, n, "y"))
+    return _blocks(_aligned(y, row_chunks, n, name))
 
 
 def _attack_block(fn_name, model, X, y, args, kwargs, gen_state, skip):
     X = np.asarray(X, dtype=float)
     y = y if y is None or np.ndim(y) == 0 else np.asarray(y)
+    args = (args[0] if np.ndim(args[0]) == 0 else np.asarray(args[0], dtype=float),) + tuple(args[1:])
     if gen_state is not None:
         bg = getattr(np.random, gen_state["bit_generator"])()
         bg.state = gen_state
@@ -567,10 +569,13 @@ def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, rando
     n, d = X.shape
     row_chunks = X.chunks[0]
     y_blocks = _labels(y, n, row_chunks)
+    eps = args[0]  # a budget per sample travels with its rows
+    eps_blocks = _labels(eps, n, row_chunks, "eps")
     # every check of the single-process attack, on a few rows (one step), before any work
     probe = slice(0, min(n, 8))
     y_probe = y if y is None or np.ndim(y) == 0 else np.asarray(y[probe])
-    probe_args = args if fn_name == "fgsm" else args[:2] + (min(args[2], 1),)
+    probe_args = ((eps if np.ndim(eps) == 0 else np.asarray(eps[probe])),) + args[1:]
+    probe_args = probe_args if fn_name == "fgsm" else probe_args[:2] + (min(args[2], 1),)
     probe_kw = dict(kwargs, random_start=random_start, seed=0) if fn_name != "fgsm" else kwargs
     getattr(_attacks, fn_name)(model, np.asarray(X[probe]), y_probe, *probe_args, **probe_kw)
     state = None
@@ -586,10 +591,10 @@ def _attack(fn_name, model, x, y, args, kwargs, chunks, client, seed=None, rando
     m = _ship(model, client)
     fn = dask.delayed(_attack_block, pure=True)
     parts = []
-    for xb, yb, sl in zip(_blocks(X), y_blocks, _row_slices(row_chunks)):
+    for xb, yb, eb, sl in zip(_input_blocks(x, X, client), y_blocks, eps_blocks, _row_slices(row_chunks)):
         # a random start draws n·d uniforms in row order: block b starts sl.start·d draws in
         skip = sl.start * d if random_start else 0
-        task = fn(fn_name, m, xb, yb, args, kwargs, state, skip)
+        task = fn(fn_name, m, xb, yb, (eb,) + tuple(args[1:]), kwargs, state, skip)
         parts.append(da.from_delayed(task, shape=(sl.stop - sl.start, d), dtype=float))
     return da.concatenate(parts, axis=0)
 
@@ -753,7 +758,8 @@ def distributional_attack(model, data, y=None, eps: float = 0.1, tau: float | No
     fn = dask.delayed(_distributional_block, pure=True)
     args = (eps, tau, nrm, loss, scheme, stride)
     tasks = [fn(m, xb, yb, wb, args, flow_options, keep_positions, sd)
-             for xb, yb, wb, sd in zip(_blocks(X), y_blocks, _blocks(W), seeds)]
+             for xb, yb, wb, sd in zip(_input_blocks(data.points if isinstance(data, ParticleMeasure) else data,
+                                                     X, client), y_blocks, _blocks(W), seeds)]
     grid = _flow.time_grid(eps, tau)
     K = len(grid) - 1
     sel = np.unique(np.r_[np.arange(0, K + 1, stride), K])
@@ -854,6 +860,14 @@ def _edge_block(A, B, i0, j0, radius, nrm, kernel, exact_at=()):
     return np.asarray(r, np.int64) + i0, np.asarray(c, np.int64) + j0, np.asarray(dist, float)
 
 
+def _input_blocks(x, a, client) -> list:
+    """Row blocks of ``a``; in-memory input goes to the workers by one scatter (not in the graph)."""
+    if client is None or hasattr(x, "__dask_graph__"):
+        return _blocks(a)
+    X = as_points(x)
+    return client.scatter([X[sl] for sl in _row_slices(a.chunks[0])], hash=False)
+
+
 def _risk_kernel():
     """The single-process conflict-graph kernel of ``wflow.adversarial.optimal_risk`` if present."""
     try:
@@ -903,10 +917,11 @@ def conflict_edges(X0, X1, radius: float, norm="linf", *, chunks=None, client=No
     exact_at = tuple(sorted({float(real(r, "exact_at", low=0.0)) for r in exact_at} | {radius}))
     if exact_at[-1] > radius:
         raise ValueError(f"exact_at radii must be <= radius = {radius:g}, got {exact_at[-1]:g}")
-    tasks = [fn(a, b, sa.start, sb.start, radius, nrm, kernel, exact_at)
-             for a, sa in zip(_blocks(A), _row_slices(A.chunks[0]))
-             for b, sb in zip(_blocks(B), _row_slices(B.chunks[0]))]
     client = _default_client() if client is None else client
+    blocks_a, blocks_b = _input_blocks(X0, A, client), _input_blocks(X1, B, client)
+    tasks = [fn(a, b, sa.start, sb.start, radius, nrm, kernel, exact_at)
+             for a, sa in zip(blocks_a, _row_slices(A.chunks[0]))
+             for b, sb in zip(blocks_b, _row_slices(B.chunks[0]))]
     if client is not None:
         futures = client.compute(tasks)
         if progress:
@@ -933,10 +948,14 @@ def optimal_adversarial_risk(X0, X1, eps, norm="linf", weights0=None, weights1=N
                              client=None, progress: bool = False):
     """R*(ε) = ½F(2ε) with the conflict graph built blockwise (:func:`conflict_edges`).
 
-    The max-flow runs on the client: ``wflow.adversarial.optimal_risk.optimal_risk_from_graph``
-    when that module is available (any weights; returns its ``OptimalRisk``), else the exact
-    integer max-flow of :meth:`ConflictEdges.transported` (uniform weights only; returns the
-    risk as a float or an array shaped like ``eps``).
+    The same value as ``wflow.adversarial.optimal_adversarial_risk`` (same graph, same
+    max-flow): the max-flow runs on the client with
+    ``wflow.adversarial.optimal_risk.optimal_risk_from_graph`` (any weights); without that
+    module, the exact integer max-flow of :meth:`ConflictEdges.transported` (uniform weights).
+
+    Returns
+    -------
+    float for a scalar ``eps``, else an array shaped like ``eps``.
     """
     e = np.asarray(eps, dtype=float)
     if e.size == 0 or not np.all(np.isfinite(e)) or np.any(e < 0):
@@ -946,12 +965,13 @@ def optimal_adversarial_risk(X0, X1, eps, norm="linf", weights0=None, weights1=N
                        exact_at=tuple(radii))
     try:
         from .adversarial.optimal_risk import optimal_risk_from_graph
-    except ImportError:
+    except ImportError:  # pragma: no cover - the module ships with wflow
         if weights0 is not None or weights1 is not None:
             raise ValueError("weights0/weights1 need wflow.adversarial.optimal_risk (not available)") from None
-        risk = np.array([0.5 * g.transported(r) for r in radii]).reshape(e.shape)
-        return float(risk) if e.ndim == 0 else risk
-    return optimal_risk_from_graph(g.to_graph(), eps, weights0, weights1)
+        risk = np.array([0.5 * g.transported(r) for r in radii])
+    else:
+        risk = np.asarray(optimal_risk_from_graph(g.to_graph(), e.ravel(), weights0, weights1).risk)
+    return float(risk[0]) if e.ndim == 0 else risk.reshape(e.shape)
 
 
 def solve_flow_on(scheduler, potential, x0, T: float, tau: float, *, chunk_size=None, progress: bool = False,

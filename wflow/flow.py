@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
+from ._fp import dtype_of, float_dtype, round_down
 from ._validation import NonFiniteStep, as_points, integer, real, rng_from
 from .io import atomic_write, json_dumps
 from .measures import ParticleMeasure
@@ -280,6 +281,7 @@ def solve_flow(
     chunk_size: int | None = None,
     workers: int | None = None,
     progress: bool = False,
+    dtype=None,
     **scheme_options: Any,
 ) -> FlowResult:
     """Simulate the ∞-curve of maximal slope of V from x0 on [0, T].
@@ -325,6 +327,10 @@ def solve_flow(
         user callables and framework models do not), else 1. Results do not depend on it.
     progress : bool
         Show a tqdm progress bar.
+    dtype : numpy.float64 or numpy.float32, optional
+        Precision of the positions (default: the potential's ``dtype`` attribute, else
+        float64). Step sizes are rounded down to it, budget boxes inward, so ‖x_{k+1} − x_k‖∞ ≤ τ
+        and ‖x_k − center‖∞ ≤ budget hold exactly (docs/precision.md).
     **scheme_options
         Passed to the scheme (e.g. ``inner_options`` of minimizing movement).
 
@@ -352,6 +358,8 @@ def solve_flow(
         X0, weights = np.array(x0.points), np.array(x0.weights)
     else:
         X0 = as_points(x0, "x0")
+    dtype = dtype_of(potential) if dtype is None else float_dtype(dtype, "dtype")
+    X0 = X0.astype(dtype, copy=False)
     n, d = X0.shape
     if potential.dim is not None and potential.dim != d:
         raise ValueError(f"x0 has dimension {d} but the potential is defined for d = {potential.dim}")
@@ -369,11 +377,11 @@ def solve_flow(
         if c.ndim != 2 or c.shape[1] != d or c.shape[0] not in (1, n) or not np.all(np.isfinite(c)):
             raise ValueError(f"center must be a finite array of shape ({d},) or ({n}, {d}), got shape {given_shape}")
         c = c[0] if c.shape[0] == 1 and n > 1 else c
-        ball = Ball(c.copy(), budget, nrm)
+        ball = Ball(c.astype(dtype), budget, nrm)
     elif center is not None:
         raise ValueError("center is only used with a budget: pass budget=eps as well")
     if chunk_size is None:
-        chunk_size = max(1, DEFAULT_CHUNK_BYTES // (8 * d))
+        chunk_size = max(1, DEFAULT_CHUNK_BYTES // (dtype.itemsize * d))
     chunk_size = integer(chunk_size, "chunk_size", low=1)
     options = dict(scheme_options)
     if scheme == "minmove":
@@ -383,7 +391,10 @@ def solve_flow(
     stepper = make_scheme(scheme, nrm, selection, **options)
     rng = rng_from(seed)
     _probe(potential, X0)
-    if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=BALL_ATOL)):
+    if ball is not None:
+        # float32: the inward-rounded box may move points on the sphere by a few float32 ulps
+        atol = BALL_ATOL if dtype == np.float64 else 4 * float(np.finfo(dtype).eps) * (float(np.abs(X0).max()) + float(budget or 0.0))
+    if ball is not None and not np.all(np.isclose(ball.project(X0), X0, rtol=0, atol=atol)):
         raise ValueError("x0 must lie in the budget ball B_budget(center)")
 
     check_flow_memory(n, d, T, tau, stride)
@@ -395,10 +406,11 @@ def solve_flow(
     h = np.full(K, tau)
     if K:
         h[-1] = min(tau, T - (K - 1) * tau) if not np.isclose(T, K * tau, rtol=GRID_RTOL, atol=0) else tau
+    h = np.array([round_down(v, dtype) for v in h], dtype=dtype) if dtype != np.float64 else h
     keep = np.unique(np.r_[np.arange(0, K + 1, stride), K])
     slot = np.full(K + 1, -1)
     slot[keep] = np.arange(len(keep))
-    traj = np.empty((len(keep), n, d))
+    traj = np.empty((len(keep), n, d), dtype=dtype)
     traj[0] = X0
     n_chunks = -(-n // chunk_size)
     rngs = rng.spawn(n_chunks) if n_chunks > 1 else [rng]

@@ -27,6 +27,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 
@@ -95,20 +96,20 @@ class _SignalsDeferred:
     handler to leave in place afterwards (default: the one found on entry).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.caught: list[int] = []
-        self.restore: dict[int, object] = {}
+        self.restore: dict[int, Any] = {}
 
-    def _defer(self, signum, frame):
+    def _defer(self, signum: int, frame: Any) -> None:
         self.caught.append(signum)
 
-    def __enter__(self):
+    def __enter__(self) -> _SignalsDeferred:
         if _main_thread():
             for s in _HELD:
                 self.restore[s] = signal.signal(s, self._defer)
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         for s, handler in self.restore.items():
             signal.signal(s, handler)
         if self.caught:
@@ -309,7 +310,7 @@ class StagedOutput:
         self.info = dict(info or {})
         self.files: list[str] = []
         self.stage: str | None = None
-        self._sigterm = None
+        self._sigterm: Any = None
         self._signalled = 0
 
     def __enter__(self) -> StagedOutput:
@@ -351,6 +352,7 @@ class StagedOutput:
 
     def _commit(self) -> None:
         stage, out = self.stage, self.out
+        assert stage is not None, "commit outside the with block"
         with open(os.path.join(stage, MARKER), "w", encoding="utf-8") as fh:
             fh.write(json_dumps({"files": self.files, **self.info}) + "\n")
         os.chmod(stage, 0o777 & ~_umask())  # the stage was made 0700
@@ -372,7 +374,7 @@ class StagedOutput:
         if aside is not None:
             _release(aside)
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         swallowed = _SIGNALLED[self._signalled:]  # an interruption Python ignored on the way
         with _SignalsDeferred() as deferred:  # the swap is two renames: no handler between them
             try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._fp import cap_steps
 from .minmove import MinMoveScheme, project_intersection
 from .norms import SELECTIONS, Norm, _steepest_p, as_norm
 from .potentials import Potential
@@ -93,6 +94,7 @@ class EulerScheme:
         if has_zero:
             g[mask] = 0.0
         np.subtract(X, g, out=g)
+        cap_steps(X, out, tau)  # ‖x_{k+1} − x_k‖∞ ≤ τ exactly, not just up to round-off
         if ball is not None:
             ball.project(out, out=out)
         return None

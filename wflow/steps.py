@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ._fp import inner_box
 from .norms import Norm, _project_ball_p, as_norm
 
 __all__ = ["Ball", "StepInfo", "StepResult", "BALL_ATOL"]
@@ -51,9 +52,10 @@ class Ball:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", as_norm(self.norm))
-        if self.norm.p == np.inf:  # box bounds, computed once per block
-            object.__setattr__(self, "_lo", self.center - self.budget)
-            object.__setattr__(self, "_hi", self.center + self.budget)
+        if self.norm.p == np.inf:  # box bounds inside the exact ball (see wflow._fp), once per block
+            lo, hi = inner_box(self.center, self.budget)
+            object.__setattr__(self, "_lo", lo)
+            object.__setattr__(self, "_hi", hi)
 
     def rows(self, sl: slice) -> Ball:
         """The ball restricted to the particles ``sl`` (a per-particle centre is sliced)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._fp import cap_steps, dtype_of, inner_box, round_down
 from .._validation import as_points, integer, real, rng_from
 from ..flow import FlowResult, solve_flow
 from ..norms import Norm, as_norm, project_ball, steepest
@@ -237,6 +238,10 @@ def _euler_steps(L, X, Z, e, alpha, steps, p, labels, early_stop):
     so with scalar budgets the result equals ``solve_flow``'s bit for bit.
     """
     n = len(X)
+    # in the loss's precision, with steps ≤ α and the budget box exact (docs/precision.md)
+    dt = dtype_of(L)
+    X, Z = X.astype(dt, copy=False), Z.astype(dt, copy=False)
+    a_d = round_down(np.broadcast_to(alpha, (n,)), dt)
     taken = np.full(n, steps, dtype=np.int64)
     idx = np.arange(n)
     if early_stop:
@@ -245,7 +250,7 @@ def _euler_steps(L, X, Z, e, alpha, steps, p, labels, early_stop):
         idx = idx[~hit]
     lo = hi = None
     if p == np.inf:
-        lo, hi = X - e[:, None], X + e[:, None]
+        lo, hi = inner_box(X, e[:, None])
     for k in range(steps):
         if idx.size == 0:
             break
@@ -254,13 +259,14 @@ def _euler_steps(L, X, Z, e, alpha, steps, p, labels, early_stop):
         g = np.asarray(Li.grad(Zi), dtype=float)
         if not np.all(np.isfinite(g)):
             raise ValueError("the loss gradient has non-finite values during the attack")
-        s = steepest(g, p)
-        s *= alpha[idx, None]
-        Zi = Zi + s
+        s = steepest(g, p).astype(dt, copy=False)
+        s *= a_d[idx, None]
+        Zn = Zi + s
         if p == np.inf:
-            np.clip(Zi, lo[idx], hi[idx], out=Zi)
+            cap_steps(Zi, Zn, a_d[idx, None])
+            Zi = np.clip(Zn, lo[idx], hi[idx], out=Zn)
         else:
-            Zi = project_ball(Zi, X[idx], e[idx], p)
+            Zi = project_ball(Zn, X[idx], e[idx], p)
         Z[idx] = Zi
         if early_stop:
             hit = _predict(Li, Zi) != labels[idx]

@@ -157,12 +157,15 @@ class LossPotential(Potential):
     def _grad_into(self, X, out):
         y = self._rows_labels(X)
         X = self._input(X)
-        if self.multiclass:
-            g = self.model._value_and_input_grad(X, np.broadcast_to(y, (len(X),)), self._loss_and_dloss)[1]
-            np.multiply(g, self.scale, out=out)
+        if out.dtype != self.dtype:  # a caller in another precision: compute, then cast
+            out[...] = self._value_and_grad(X)[1]
             return out
-        z, g = self.model._logits_and_grad(X)
-        np.multiply(g, (self.scale * self._dloss(z, y))[:, None], out=out)
+        if self.multiclass:
+            self.model._value_and_input_grad(X, np.broadcast_to(y, (len(X),)), self._loss_and_dloss, out)
+            out *= self.scale
+            return out
+        z = self.model._logits_and_grad(X, out)[0]
+        out *= (self.scale * self._dloss(z, y))[:, None]
         return out
 
 

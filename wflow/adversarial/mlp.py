@@ -19,12 +19,14 @@ or float32) is the precision of the weights and of every evaluation (see docs/pr
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from scipy.special import erf, ndtr
 
+from .._fp import DTYPES, float_dtype
 from .._validation import as_points, integer, rng_from
 from ..io import atomic_write
 
@@ -38,8 +40,6 @@ _MODEL_DIR = Path(__file__).resolve().parent / "models"
 # arrays float32
 _SQRT1_2 = float(1.0 / np.sqrt(2.0))
 _INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
-#: the supported precisions
-DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 #: rows per matrix product. Small products stay single-threaded in OpenBLAS: on a loaded
 #: machine its threads contend for the cores and a (2048, 20) @ (20, 20) product can be 100×
 #: slower than two (1024, 20) ones (measured; see BENCHMARKS.md, adversarial).
@@ -47,6 +47,8 @@ BLOCK_ROWS = 1024
 
 
 def _act(name: str, s: np.ndarray) -> np.ndarray:
+    if s.dtype == np.float32:
+        return _act_inplace(name, s.copy())
     if name == "relu":
         return np.maximum(s, 0.0)
     return 0.5 * s * (1.0 + erf(s * _SQRT1_2))
@@ -54,6 +56,8 @@ def _act(name: str, s: np.ndarray) -> np.ndarray:
 
 def _act_and_deriv(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """a(s) and a'(s); GELU: a'(s) = Φ(s) + s φ(s)."""
+    if s.dtype == np.float32:
+        return _act_and_deriv_inplace(name, s.copy())
     if name == "relu":
         d = (s > 0).astype(s.dtype)
         return s * d, d
@@ -62,20 +66,91 @@ def _act_and_deriv(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s * cdf, cdf + s * pdf
 
 
-def _act_inplace(name: str, s: np.ndarray) -> np.ndarray:
-    """a(s), overwriting s (the same arithmetic as :func:`_act`)."""
+# --- float32 GELU without scipy.special: scipy's float32 ndtr/erf loops evaluate in double
+# and are ~10× slower than a numpy pass chain (docs/precision.md). Abramowitz & Stegun 7.1.26:
+# erfc(x) = t P(t) e^{−x²} + ε(x), |ε| ≤ 1.5e-7 for x ≥ 0, t = 1/(1 + p x); with x = |s|/√2,
+# Φ(−|s|) = ½ erfc(x) = φ(s) · t · √(π/2) P(t), so e^{−s²/2} is shared with the derivative.
+_AS_P = float(0.3275911 / np.sqrt(2.0))
+_AS_A = tuple(float(a * np.sqrt(np.pi / 2.0)) for a in
+              (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+
+
+def _gelu32(s: np.ndarray, d: np.ndarray | None, t: np.ndarray, q: np.ndarray) -> None:
+    """Float32 GELU in place: s ← s Φ̃(s), and d ← Φ̃(s) + s φ(s) when d is given.
+
+    ``t`` and ``q`` are scratch arrays shaped like s. |Φ̃ − Φ| ≤ 7.5e-8 + float32 round-off
+    (docs/precision.md); every intermediate is float32.
+    """
+    e = q if d is None else d
+    np.multiply(s, s, out=e)
+    e *= -0.5
+    np.maximum(e, -80.0, out=e)  # |s| > 12.6: φ(s) < 1e-35 either way, but no subnormal arithmetic
+    np.exp(e, out=e)
+    e *= _INV_SQRT_2PI  # φ(s)
+    np.abs(s, out=t)
+    t *= _AS_P
+    t += 1.0
+    np.reciprocal(t, out=t)
+    a0, a1, a2, a3, a4 = _AS_A
+    if d is None:  # e lives in q: build the polynomial in t's place
+        u = np.multiply(t, a4)
+        u += a3
+        for c in (a2, a1, a0):
+            u *= t
+            u += c
+        u *= t
+        q *= u  # Φ(−|s|)
+    else:
+        np.multiply(t, a4, out=q)
+        q += a3
+        for c in (a2, a1, a0):
+            q *= t
+            q += c
+        q *= t
+        q *= e  # Φ(−|s|) = ½ erfc(|s|/√2) ≤ ½
+    np.subtract(0.5, q, out=q)
+    np.copysign(q, s, out=q)
+    q += 0.5  # Φ(s) = ½ ± (½ − Φ(−|s|)) (copysign: no branch; a masked subtract is 6× slower)
+    if d is not None:
+        d *= s
+        d += q
+    s *= q
+
+
+def _act_inplace(name: str, s: np.ndarray, ws: dict | None = None) -> np.ndarray:
+    """a(s), overwriting s (the same arithmetic as :func:`_act` in float64)."""
     if name == "relu":
         return np.maximum(s, 0.0, out=s)
+    if s.dtype == np.float32:
+        t, q = _scratch(ws, s, "t"), _scratch(ws, s, "q")
+        _gelu32(s, None, t, q)
+        return s
     s *= ndtr(s)  # s Φ(s)
     return s
 
 
-def _act_and_deriv_inplace(name: str, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """a(s) (overwriting s) and a'(s), with as few temporaries as possible."""
-    d = np.empty_like(s)
+def _scratch(ws: dict | None, like: np.ndarray, key: str) -> np.ndarray:
+    """A scratch array shaped like ``like`` from the workspace ``ws`` (reused across calls)."""
+    if ws is None:
+        return np.empty_like(like)
+    k = (key, like.shape, like.dtype.char)
+    a = ws.get(k)
+    if a is None:
+        a = ws[k] = np.empty_like(like)
+    return a
+
+
+def _act_and_deriv_inplace(name: str, s: np.ndarray, d: np.ndarray | None = None,
+                           ws: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """a(s) (overwriting s) and a'(s) (into ``d``), with as few temporaries as possible."""
+    if d is None:
+        d = np.empty_like(s)
     if name == "relu":
         np.greater(s, 0.0, out=d)
         s *= d
+        return s, d
+    if s.dtype == np.float32:
+        _gelu32(s, d, _scratch(ws, s, "t"), _scratch(ws, s, "q"))
         return s, d
     cdf = ndtr(s)  # Φ(s) = ½(1 + erf(s/√2)) in one pass (and accurate in the lower tail)
     np.multiply(s, s, out=d)
@@ -90,15 +165,7 @@ def _act_and_deriv_inplace(name: str, s: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def as_dtype(dtype, name: str = "dtype") -> np.dtype:
     """``None`` → float64; float64 or float32 (any spelling numpy accepts) → that ``np.dtype``."""
-    if dtype is None:
-        return DTYPES[0]
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be numpy.float64 or numpy.float32, got {dtype!r}") from exc
-    if dt not in DTYPES:
-        raise ValueError(f"{name} must be numpy.float64 or numpy.float32, got {dt}")
-    return dt
+    return float_dtype(dtype, name)
 
 
 def _float_array(z) -> np.ndarray:
@@ -181,6 +248,14 @@ class MLP:
         self.activation = activation
         self._refresh()
 
+    def __getstate__(self) -> dict:  # picklable (e.g. for dask): drop caches and thread-locals
+        return {"weights": self.weights, "biases": self.biases, "activation": self.activation,
+                "dtype": self.dtype}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._refresh()
+
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def init(cls, layer_sizes=(2, 20, 20, 20, 1), activation: str = "relu", seed=None,
@@ -247,6 +322,7 @@ class MLP:
         """Drop the cached transposes/tiled biases (call after changing the weights in place)."""
         self._fast = None
         self._wlast = np.ascontiguousarray(self.weights[-1][:, 0])
+        self._tls = threading.local()  # per-thread scratch arrays of the hot path
 
     def _cache(self, rows: int) -> dict:
         """Hot-path constants: contiguous Wᵀ, and biases tiled over ``rows`` rows as flat arrays.
@@ -266,16 +342,37 @@ class MLP:
             self._fast = c
         return c
 
-    def _hidden(self, X: np.ndarray, c: dict, derivs: list | None):
+    def _workspace(self, n: int) -> dict:
+        """This thread's scratch arrays for blocks of ``n`` rows (allocated once, then reused:
+        fresh (n, w) temporaries per layer and step cost page faults and allocator calls)."""
+        tls = self._tls
+        spaces = getattr(tls, "spaces", None)
+        if spaces is None:
+            spaces = tls.spaces = {}
+        ws = spaces.get(n)
+        if ws is None:
+            if len(spaces) > 4:  # a few block sizes at most (full blocks and remainders)
+                spaces.clear()
+            widths = [W.shape[1] for W in self.weights[:-1]]
+            s = [np.empty((n, w), self.dtype) for w in widths]
+            # the backward pass reuses the pre-activation buffers (free by then): a smaller
+            # working set stays in cache
+            ws = spaces[n] = {"s": s, "d": [np.empty((n, w), self.dtype) for w in widths], "back": s}
+        return ws
+
+    def _hidden(self, X: np.ndarray, c: dict, derivs: list | None, ws: dict | None = None):
         h = X
-        for W, bt in zip(self.weights[:-1], c["btile"]):
-            s = h @ W
+        for i, (W, bt) in enumerate(zip(self.weights[:-1], c["btile"])):
+            if ws is None:
+                s = h @ W
+            else:
+                s = np.matmul(h, W, out=ws["s"][i])
             flat = s.reshape(-1)
             flat += bt[:flat.size]
             if derivs is None:
-                h = _act_inplace(self.activation, s)
+                h = _act_inplace(self.activation, s, ws)
             else:
-                h, d = _act_and_deriv_inplace(self.activation, s)
+                h, d = _act_and_deriv_inplace(self.activation, s, None if ws is None else ws["d"][i], ws)
                 derivs.append(d)
         return h
 
@@ -293,56 +390,73 @@ class MLP:
             for s in range(0, len(X), BLOCK_ROWS):
                 z[s:s + BLOCK_ROWS] = self._logits(X[s:s + BLOCK_ROWS])
             return z
-        h = self._hidden(X, self._cache(len(X)), None)
+        h = self._hidden(X, self._cache(len(X)), None, self._workspace(len(X)))
         return self._out(h)
 
-    def _logits_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Binary model: z (n,) and ∂z/∂x (n, d) by one forward and one backward pass."""
+    def _logits_and_grad(self, X: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Binary model: z (n,) and ∂z/∂x (n, d) (into ``out`` if given) by one forward and one
+        backward pass, in blocks of ``BLOCK_ROWS`` rows with per-thread scratch arrays."""
         if not self.binary:
             raise ValueError(f"logit gradients ∂z/∂x are for binary models; this model has {self.n_outputs} "
                              "outputs (use logit_grad for the (n, k, d) Jacobian or a loss potential)")
+        if out is None:
+            out = np.empty(X.shape, dtype=self.dtype)
         if len(X) > BLOCK_ROWS:
-            z, g = np.empty(len(X), dtype=self.dtype), np.empty(X.shape, dtype=self.dtype)
+            z = np.empty(len(X), dtype=self.dtype)
             for s in range(0, len(X), BLOCK_ROWS):
-                z[s:s + BLOCK_ROWS], g[s:s + BLOCK_ROWS] = self._logits_and_grad(X[s:s + BLOCK_ROWS])
-            return z, g
+                sl = slice(s, s + BLOCK_ROWS)
+                z[sl] = self._logits_and_grad(X[sl], out[sl])[0]
+            return z, out
         c = self._cache(len(X))
+        ws = self._workspace(len(X))
         derivs: list = []
-        h = self._hidden(X, c, derivs)
+        h = self._hidden(X, c, derivs, ws)
         z = h @ self._wlast + self.biases[-1][0]
         if not derivs:
-            return z, np.broadcast_to(self._wlast, X.shape).copy()
+            out[...] = self._wlast
+            return z, out
         delta = derivs[-1]  # becomes a'(s_L) ⊙ w_L in place (not needed afterwards)
         flat = delta.reshape(-1)
         flat *= c["wtile"][:flat.size]
         for i in range(len(derivs) - 1, 0, -1):
-            delta = delta @ c["WT"][i]
+            delta = np.matmul(delta, c["WT"][i], out=ws["back"][i - 1])
             delta *= derivs[i - 1]
-        return z, delta @ c["WT"][0]
+        np.matmul(delta, c["WT"][0], out=out)
+        return z, out
 
-    def _value_and_input_grad(self, X: np.ndarray, y: np.ndarray, fn) -> tuple[np.ndarray, np.ndarray]:
-        """ℓ_i and ∇_x ℓ_i for ℓ_i = fn-loss of the logits z(x_i) (n, k) against labels y_i.
+    def _value_and_input_grad(self, X: np.ndarray, y: np.ndarray, fn,
+                              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """ℓ_i and ∇_x ℓ_i (into ``out`` if given) for ℓ_i = fn-loss of the logits z(x_i) (n, k).
 
         ``fn(z, y) -> (ℓ (n,), ∂ℓ/∂z (n, k))``; the cotangent ∂ℓ/∂z is pulled back through the
         network (one forward, one backward pass, in blocks of ``BLOCK_ROWS`` rows). ``y`` has
         one entry per row of X.
         """
         n = len(X)
+        if out is None:
+            out = np.empty(X.shape, dtype=self.dtype)
         if n > BLOCK_ROWS:
-            v, g = np.empty(n, dtype=self.dtype), np.empty(X.shape, dtype=self.dtype)
+            v = np.empty(n, dtype=self.dtype)
             for s in range(0, n, BLOCK_ROWS):
                 sl = slice(s, s + BLOCK_ROWS)
-                v[sl], g[sl] = self._value_and_input_grad(X[sl], y[sl], fn)
-            return v, g
+                v[sl] = self._value_and_input_grad(X[sl], y[sl], fn, out[sl])[0]
+            return v, out
         c = self._cache(n)
+        ws = self._workspace(n)
         derivs: list = []
-        h = self._hidden(X, c, derivs)
+        h = self._hidden(X, c, derivs, ws)
         v, dz = fn(self._out(h), y)
-        delta = dz @ c["WT"][-1]
-        for i in range(len(derivs) - 1, -1, -1):
+        dz = dz.astype(self.dtype, copy=False)
+        if not derivs:
+            np.matmul(dz, c["WT"][-1], out=out)
+            return v, out
+        delta = np.matmul(dz, c["WT"][-1], out=ws["back"][-1])
+        for i in range(len(derivs) - 1, 0, -1):
             delta *= derivs[i]
-            delta = delta @ c["WT"][i]
-        return v, delta
+            delta = np.matmul(delta, c["WT"][i], out=ws["back"][i - 1])
+        delta *= derivs[0]
+        np.matmul(delta, c["WT"][0], out=out)
+        return v, out
 
     def logits(self, X) -> np.ndarray:
         """Logits z(x): (n, d) → (n,) for a binary model, (n, k) for k classes ((d,) → () or (k,))."""

@@ -117,7 +117,7 @@ class RobustnessStudy:
         ax1.set(xlabel=f"budget ε ({self.norm.name})", ylabel="robust test error",
                 title=f"{self.dataset['name']}: robust error (IFGSM + restarts; dotted: worst case)")
         ax1.set_ylim(0, 1.02)
-        ax1.legend(fontsize=7, loc="upper left")
+        ax1.legend(fontsize=7, loc="best")
         for k, v in self.attack_error.items():
             ax2.plot(self.eps, v, marker="o", ms=3, label=k)
         ax2.plot(self.eps, self.lower_bound, color="0.3", lw=1, label="lower bound")

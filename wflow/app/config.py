@@ -150,11 +150,26 @@ _SCHEMA: dict[str, dict] = {
         "stride": lambda k, v: _number(k, v, low=1, integer=True),
         "inner": lambda k, v: _string(k, v),
     },
+    "robustness": {  # a robustness study instead of a flow (wflow.adversarial.robustness_study)
+        "dataset": lambda k, v: _string(k, v, ("two_moons", "digits", "breast_cancer")),
+        "norm": _norm,
+        "eps": lambda k, v: _array(k, v, 1),
+        "n_eps": lambda k, v: _number(k, v, low=2, integer=True),
+        "train_eps": lambda k, v: _number(k, v, low=0),
+        "inners": lambda k, v: _string_list(k, v, ("none", "fgsm", "ifgsm", "flow")),
+        "steps": lambda k, v: _number(k, v, low=1, integer=True),
+        "epochs": lambda k, v: _number(k, v, low=0, integer=True),
+        "eval_steps": lambda k, v: _number(k, v, low=1, integer=True),
+        "restarts": lambda k, v: _number(k, v, low=1, integer=True),
+        "n_eval": lambda k, v: _number(k, v, low=1, integer=True),
+        "seed": lambda k, v: _number(k, v, low=0, integer=True),
+    },
     "output": {
         "figures": lambda k, v: _figures(k, v),
         "save_npz": lambda k, v: _bool(k, v),
         "frames": lambda k, v: _number(k, v, low=2, integer=True),
         "dpi": lambda k, v: _number(k, v, low=10, integer=True),
+        "max_exact_winf": lambda k, v: _number(k, v, low=0, integer=True),
     },
     "compute": {  # optional: run the flow through dask (wflow.distributed, docs/distributed.md)
         "scheduler": lambda k, v: _scheduler(k, v),
@@ -169,6 +184,12 @@ def _scheduler(key, v):
     if not isinstance(v, str) or not (v in ("threads", "sync", "processes") or ":" in v):
         raise ConfigError(f"{key} must be 'threads', 'sync', 'processes' or a scheduler address like "
                           f"'tcp://host:8786', got {v!r}")
+    return v
+
+
+def _string_list(key, v, choices):
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x in choices for x in v):
+        raise ConfigError(f"{key} must be a non-empty list of strings from {list(choices)}, got {v!r}")
     return v
 
 
@@ -197,11 +218,14 @@ class RunConfig:
     output: dict
     source: str = "<dict>"
     compute: dict = field(default_factory=dict)
+    robustness: dict = field(default_factory=dict)  # non-empty: a robustness study (no flow)
 
     def to_dict(self) -> dict:
         def clean(d):
             return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
+        if self.robustness:
+            return {s: clean(getattr(self, s)) for s in ("robustness", "output")}
         out = {s: clean(getattr(self, s)) for s in ("potential", "initial", "flow", "output")}
         return out | ({"compute": dict(self.compute)} if self.compute else {})
 
@@ -230,10 +254,17 @@ def parse_config(data: dict, source: str = "<dict>") -> RunConfig:
             if key not in schema:
                 raise ConfigError(f"unknown key {full}; expected one of {sorted(schema)}")
             checked[key] = schema[key](full, value)
-        for key in _REQUIRED.get(section, ()):
+        for key in _REQUIRED.get(section, ()) if "robustness" not in data else ():
             if key not in checked:
                 raise ConfigError(f"missing key {section}.{key}")
         out[section] = checked
+    if "robustness" in data:
+        extra = [sec for sec in ("potential", "initial", "flow") if sec in data]
+        if extra:
+            raise ConfigError(f"[robustness] runs a robustness study: remove the section [{extra[0]}]")
+        out["robustness"].setdefault("dataset", "two_moons")
+        return RunConfig(source=source, **out)
+    out.pop("robustness")
     _cross_check(out)
     return RunConfig(source=source, **out)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from tqdm import tqdm
+
 from .. import __version__
+from ..adversarial.robustness import robustness_study
 from ..distributed import solve_flow_on
 from ..flow import check_flow_memory, solve_flow
 from ..io import StagedOutput, check_output_dir
@@ -24,6 +27,22 @@ __all__ = ["run_config"]
 
 #: size of the largest figure a run draws (snapshots: 4 panels of 3.2 x 3.0 inches)
 LARGEST_FIGURE_INCHES = (12.8, 3.0)
+
+
+def _winf_progress(enabled: bool):
+    """A progress callback for the exact W∞ solves (a tqdm bar on a terminal), or None."""
+    if not enabled:
+        return None
+    bar = {}
+
+    def update(i, total):
+        if "b" not in bar:
+            bar["b"] = tqdm(total=total, desc="exact W∞", leave=False)
+        bar["b"].update(1)
+        if i == total:
+            bar["b"].close()
+
+    return update
 
 
 def _solve_on_dask(compute: dict, V, mu0, fl: dict, progress: bool, kwargs: dict):
@@ -58,6 +77,8 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         ``out`` cannot receive the outputs (named), found before any work.
     """
     check_output_dir(out, overwrite=overwrite)
+    if cfg.robustness:
+        return _run_robustness(cfg, out, overwrite=overwrite)
     dpi = cfg.output.get("dpi", 90)
     if cfg.output.get("figures", list(FIGURES)):
         w, h = LARGEST_FIGURE_INCHES
@@ -121,4 +142,21 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         report["files"] = files
         st.write_json("report.json", report)
         st.write_text("report.md", render_report_md(report))
+    return report
+
+
+def _run_robustness(cfg: RunConfig, out, *, overwrite: bool) -> dict:
+    """``[robustness]``: :func:`wflow.adversarial.robustness_study`, its report and figure."""
+    kw = dict(cfg.robustness)
+    try:
+        study = robustness_study(kw.pop("dataset"), **kw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"robustness: {exc}") from None
+    report = {"wflow_version": __version__, "command": "run", "kind": "robustness", "config": cfg.source,
+              "settings": cfg.to_dict(), "study": study.to_dict(),
+              "checks": [], "all_passed": True,  # a measurement, not a verification: no checks
+              "files": ["robustness.png", "report.json"]}
+    with StagedOutput(out, overwrite=overwrite, info={"command": "run", "wflow_version": __version__}) as st:
+        save_staged_figure(st, "robustness.png", study.figure(), cfg.output.get("dpi", 90))
+        st.write_json("report.json", report)
     return report

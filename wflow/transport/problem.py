@@ -92,7 +92,7 @@ class Problem:
         check_range(X, Y, q)
         gx = gy = None
         wx, wy = a, b
-        if merge:
+        if merge and X.shape[1] > 1:  # 1-D quantile couplings handle ties natively
             r = merge_coincident(X, a)
             if r is not None:
                 X, a, gx = r

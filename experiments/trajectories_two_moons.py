@@ -33,7 +33,7 @@ import numpy as np
 from wflow.adversarial import load_model, make_loss
 from wflow.io import StagedOutput
 from wflow.plotting import plot_landscape, save_figure
-from wflow.suite import sup_error
+from wflow.studies import sup_error
 
 SETTINGS = [((0.45, 0.3), 0.25), ((0.1, 0.55), 0.2)]
 TAUS = (0.25, 0.125, 0.025, 0.001)
@@ -63,7 +63,7 @@ def run(out: str, quick: bool = False) -> dict:
                     }
                 if "minmove" in runs:
                     entry["sup_distance_euler_minmove"] = {
-                        str(tau): sup_error(runs["euler"][tau], runs["minmove"][tau], np.inf) for tau in taus
+                        str(tau): sup_error(runs["euler"][tau], runs["minmove"][tau], 1.0, np.inf) for tau in taus
                     }
                 results.append(entry)
                 # figure: one panel per scheme, all τ overlaid, τ-boxes for the two coarsest steps

@@ -101,7 +101,7 @@ def test_valid_config_runs_the_closed_form(tmp_path):
     assert main(["run", str(path), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".wflow-run", "energy.png", "report.json", "report.md", "result.npz"]
     report = json.loads((out / "report.json").read_text())
-    assert report["all_passed"] and {c["name"] for c in report["checks"]} >= {"lipschitz", "energy_dissipation"}
+    assert report["all_passed"] and {c["name"] for c in report["checks"]} >= {"curve_lipschitz", "energy_dissipation"}
     with np.load(out / "result.npz") as f:
         pos, w = f["positions"], f["weights"]
     # closed form of the separable quadratic in ℓ∞: u_i(t) = sign(x_i) max(|x_i| − t, 0) (Euler exact

@@ -9,6 +9,7 @@ import wflow
 from wflow.measures import ParticleMeasure
 from wflow.potentials import Linear, Quadratic
 from wflow.superposition import CurveMeasure, superpose, superpose_snapshots
+from wflow.verify import verify_characterization
 
 
 def aggregate(points, weights):
@@ -151,7 +152,7 @@ def test_dissipation_defect_zero_on_exact_flow_positive_off_it():
     assert np.abs(eta.dissipation_defect(V)).max() < 1e-13
     assert eta.worst_dissipation_defect(V).max() < 1e-13
     np.testing.assert_allclose(eta.lipschitz_constants(), 1.0, rtol=1e-12)
-    assert eta.maximal_slope_mass(V) == pytest.approx(1.0, abs=1e-15)
+    assert verify_characterization(eta, potential=V)["maximal_slope_mass"].measured == pytest.approx(1.0, abs=1e-15)
     # V = ⟨c, x⟩, curve x0 + t v with ‖v‖∞ ≤ 1: D = T (‖c‖_1 + ⟨c, v⟩) exactly
     c = np.array([2.0, -1.0])
     L = Linear(c)
@@ -161,10 +162,10 @@ def test_dissipation_defect_zero_on_exact_flow_positive_off_it():
     e2 = CurveMeasure(U, [0.5, 0.3, 0.2], ts)
     np.testing.assert_allclose(e2.dissipation_defect(L), 2.0 * (3.0 + v @ c), rtol=0, atol=1e-14)
     np.testing.assert_allclose(e2.dissipation_defect(L, s=0.5, t=1.25), 0.75 * (3.0 + v @ c), atol=1e-14)
-    assert e2.maximal_slope_mass(L) == 0.5
+    assert verify_characterization(e2, potential=L)["maximal_slope_mass"].measured == 0.5
     # a steepest but too fast curve (speed 2) is excluded by its Lipschitz constant
     e3 = CurveMeasure(np.stack([U[0], 2 * U[0]]), [0.5, 0.5], ts)
-    assert e3.maximal_slope_mass(L) == 0.5
+    assert verify_characterization(e3, potential=L)["maximal_slope_mass"].measured == 0.5
 
 
 def test_worst_dissipation_defect_is_the_max_over_grid_pairs():

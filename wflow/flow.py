@@ -156,7 +156,11 @@ class FlowResult:
     def slopes(self) -> np.ndarray:
         """‖∇V(x_i(t_k))‖_*, shape (K+1, n) (the metric slope of V at each particle)."""
         if "slopes" not in self._cache:
-            self._cache["slopes"] = self.norm.dual(self._per_time("grad"))
+            V = self.potential
+            if getattr(V, "smooth", True):
+                self._cache["slopes"] = self.norm.dual(self._per_time("grad"))
+            else:  # kinks: the metric slope (min-norm subgradient), where V knows its subdifferential
+                self._cache["slopes"] = np.stack([np.asarray(V.slope(X, self.norm)) for X in self.positions])
         return self._cache["slopes"]
 
     def energy_curve(self) -> np.ndarray:

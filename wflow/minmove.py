@@ -136,7 +136,8 @@ def project_intersection(
     Y = np.asarray(Y, dtype=float)
     x = np.broadcast_to(np.asarray(x, dtype=float), Y.shape)
     if center is None:
-        return project_ball(Y, x, tau, p)
+        Z = project_ball(Y, x, tau, p)
+        return Z if p in (2.0, np.inf) else _shrink_into(Z, x, tau, p)
     if budget is None:
         raise ValueError("budget is required when center is given")
     eps = float(budget)
@@ -168,16 +169,21 @@ def project_intersection(
     return Z
 
 
+def _shrink_into(Z, x, tau, p):
+    """Z pulled towards x along the segment until ‖Z − x‖ ≤ τ (the iterative ℓp/ℓ1 ball
+    projections meet the radius only to ~1e-13 relative; the step bound must hold exactly)."""
+    D = Z - x
+    nd = _norm(D, p)
+    s = np.where(nd > tau, tau / np.where(nd > 0, nd, 1.0), 1.0)
+    return x + s[:, None] * D
+
+
 def _repair(Z, x, tau, c, eps, p):
     """Make Z exactly feasible: project onto B_ε(c), then shrink towards x into B_τ(x).
 
     Shrinking keeps the point in B_ε(c) because x and the projected point both lie in it.
     """
-    Z = project_ball(Z, c, eps, p)
-    D = Z - x
-    nd = _norm(D, p)
-    s = np.where(nd > tau, tau / np.where(nd > 0, nd, 1.0), 1.0)
-    return x + s[:, None] * D
+    return _shrink_into(project_ball(Z, c, eps, p), x, tau, p)
 
 
 class _Feasible:

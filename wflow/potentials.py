@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import as_points, integer, real
+from .norms import Norm, as_norm
 
 __all__ = [
     "Potential",
@@ -29,6 +30,7 @@ __all__ = [
     "SumPotential",
     "ScaledPotential",
     "check_grad",
+    "AbsSum",
     "quadratic_coefficients",
     "PotentialLike",
 ]
@@ -86,6 +88,33 @@ class Potential:
 
     def __call__(self, X: ArrayLike) -> np.ndarray:
         return self.value(X)
+
+    #: False for potentials with kinks (their ``grad`` returns one subgradient)
+    smooth: bool = True
+
+    def slope(self, X: ArrayLike, norm: str | float | Norm = "linf") -> np.ndarray:
+        """Metric (descending) slope |∂V|(x) = limsup_{y→x} (V(x) − V(y))⁺/‖x − y‖, shape (n,).
+
+        C¹ V: ‖∇V(x)‖_*. Where the subdifferential is a box ∏[lo_i, hi_i] (C¹ parts plus
+        :class:`AbsSum` terms with non-negative scales): min over it of the dual norm, attained
+        coordinatewise at clip(0, lo, hi) for every ℓq norm. Other non-smooth potentials:
+        ``None`` here; :func:`wflow.verify.metric_slope` then estimates it by a small
+        minimizing-movement step (``docs/verification.md`` §8).
+        """
+        A, single = self._prepare(X)
+        box = self._subdifferential_box(A)
+        if box is None:
+            raise ValueError(f"{type(self).__name__} does not know its subdifferential; "
+                             "use wflow.verify.metric_slope (estimates it)")
+        s = as_norm(norm).dual(np.clip(0.0, box[0], box[1]))
+        return s[0] if single else s
+
+    def _subdifferential_box(self, X: np.ndarray):
+        """(lo, hi) with ∂V(x) = ∏[lo_i, hi_i] (shape (n, d) each), or None when unknown."""
+        if not self.smooth:
+            return None
+        g = np.asarray(self._grad(X), dtype=float)
+        return g, g
 
     # -- to be implemented ----------------------------------------------------------------
     def _value(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -181,6 +210,7 @@ class SumPotential(Potential):
         self.parts = flat
         self.dim = _common_dim(flat)
         self.thread_safe = all(p.thread_safe for p in flat)
+        self.smooth = all(p.smooth for p in flat)
 
     def restrict(self, rows: slice) -> SumPotential:
         return SumPotential([p.restrict(rows) for p in self.parts])
@@ -190,6 +220,13 @@ class SumPotential(Potential):
 
     def _grad(self, X):
         return sum(p._grad(X) for p in self.parts)
+
+    def _subdifferential_box(self, X):
+        # sum rule: exact for C¹ parts plus convex (box) parts
+        boxes = [p._subdifferential_box(X) for p in self.parts]
+        if any(b is None for b in boxes):
+            return None
+        return sum(b[0] for b in boxes), sum(b[1] for b in boxes)
 
     def __repr__(self):
         return " + ".join(repr(p) for p in self.parts)
@@ -205,6 +242,7 @@ class ScaledPotential(Potential):
             raise ValueError(f"scale must be finite, got {scale!r}")
         self.base, self.scale, self.dim = base, float(scale), base.dim
         self.thread_safe = base.thread_safe
+        self.smooth = base.smooth
 
     def restrict(self, rows: slice) -> ScaledPotential:
         return ScaledPotential(self.base.restrict(rows), self.scale)
@@ -218,6 +256,16 @@ class ScaledPotential(Potential):
     def _value_and_grad(self, X):
         v, g = self.base._value_and_grad(X)
         return self.scale * v, self.scale * g
+
+    def _subdifferential_box(self, X):
+        box = self.base._subdifferential_box(X)
+        if box is None:
+            return None
+        lo, hi = box
+        if self.scale >= 0 or np.array_equal(lo, hi):
+            a, b = self.scale * lo, self.scale * hi
+            return np.minimum(a, b), np.maximum(a, b)
+        return None  # −|x|: concave kinks, the subdifferential is not the flipped box
 
     def __repr__(self):
         return f"{self.scale:g} * {self.base!r}"
@@ -456,6 +504,49 @@ def quadratic_coefficients(potential: Potential) -> tuple[np.ndarray | None, np.
             b = b + q[1]
         return A, np.asarray(b, dtype=float)
     return None
+
+
+class AbsSum(Potential):
+    """V(x) = Σ_i λ_i |x_i − c_i| (λ_i ≥ 0): an ℓ1-type potential with kinks on {x_i = c_i}.
+
+    ``grad`` returns the subgradient λ sign(x − c) (sign(0) = 0, the minimal-norm one);
+    :meth:`slope` is exact (its subdifferential is the box with [−λ_i, λ_i] on the kinks).
+    Closed-form ℓ∞ flows (with a linear part, sliding on a kink): ``docs/verification.md`` §8.
+
+    Parameters
+    ----------
+    weights : array, shape (d,)
+        λ ≥ 0.
+    center : array, shape (d,), optional
+        c (default 0).
+    """
+
+    thread_safe = True
+    smooth = False
+
+    def __init__(self, weights: ArrayLike, center: ArrayLike | None = None):
+        lam = _array(weights, "weights", 1)
+        if lam.size == 0 or np.any(lam < 0):
+            raise ValueError("weights must be a non-empty vector of non-negative numbers")
+        c = np.zeros(lam.size) if center is None else _array(center, "center", 1)
+        if c.shape != lam.shape:
+            raise ValueError(f"center must have shape {lam.shape}, got {c.shape}")
+        self.weights, self.center, self.dim = lam, c, lam.size
+
+    def _value(self, X):
+        return np.abs(X - self.center) @ self.weights
+
+    def _grad(self, X):
+        return self.weights * np.sign(X - self.center)
+
+    def _subdifferential_box(self, X):
+        s = np.sign(X - self.center)
+        lo = np.where(s == 0, -1.0, s) * self.weights
+        hi = np.where(s == 0, 1.0, s) * self.weights
+        return lo, hi
+
+    def __repr__(self):
+        return f"AbsSum(d={self.dim})"
 
 
 def check_grad(potential: Potential, X: ArrayLike, *, step: float | None = None) -> float:

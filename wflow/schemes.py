@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._fp import cap_steps
-from .minmove import MinMoveScheme
+from .minmove import MinMoveScheme, project_intersection
 from .norms import SELECTIONS, Norm, _steepest_p, as_norm
 from .potentials import Potential
 from .steps import Ball, StepInfo
@@ -66,7 +66,14 @@ class EulerScheme:
         g *= tau
         np.add(X, g, out=out)
         if ball is not None:
-            ball.project(out, out=out)
+            if p in (2.0, np.inf):
+                # the Euclidean projection onto an ℓ2 ball or a box is 1-Lipschitz in that norm
+                # and fixes x_k, so the projected step stays ≤ τ (ℓ∞: exactly IFGSM's clipping)
+                ball.project(out, out=out)
+            else:
+                # ℓ1/ℓp: the Euclidean projection onto the budget ball can lengthen the step in
+                # the flow's norm (up to 1.7τ); project onto B_τ(x_k) ∩ B_ε(c) instead
+                out[...] = project_intersection(out, X, tau, ball.center, ball.budget, self.norm)
         return None
 
     @staticmethod

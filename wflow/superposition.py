@@ -62,11 +62,6 @@ def as_times(times: ArrayLike, name: str = "times", *, size: int | None = None) 
     return t
 
 
-def _cumtrapz(f: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Cumulative trapezoid ∫_{t_0}^{t_k} f along the last axis, shape of f (first entry 0)."""
-    return cumulative_trapezoid(f, t, axis=-1, initial=0.0)
-
-
 def worst_increase(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """max_{j ≤ k} F_k − F_j along the last axis (≥ 0), with the maximizing (j, k).
 
@@ -81,11 +76,6 @@ def worst_increase(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Fk_min = np.take_along_axis(run_min, k[..., None], axis=-1)
     j = np.argmax(F == Fk_min, axis=-1)
     return best, j, k
-
-
-# transitional private names (wflow.verify before its rebuild imported them); use the public ones
-_as_times = as_times
-_worst_increase = worst_increase
 
 
 @dataclass(frozen=True)
@@ -312,7 +302,6 @@ class CurveMeasure:
         U = ((1 - lam) * a[:, :, None] + lam * b[:, :, None]).reshape(self.n_curves, -1, self.dim)
         return grid, np.concatenate([U, self.curves[:, -1:]], axis=1)
 
-    _refined = refined  # transitional private name (see _as_times above)
 
     def _dissipation_terms(self, potential, norm, substeps):
         """(grid, V(u), cumulative ∫‖∇V(u)‖_*) on the (refined) grid, each (m, G)."""
@@ -323,8 +312,13 @@ class CurveMeasure:
         # one vectorized call per grid time (rows = curves), so a potential carrying one datum
         # per particle (an attack loss with its labels) sees its rows aligned with the curves
         vals = np.stack([np.asarray(potential.value(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
-        grads = np.stack([np.asarray(potential.grad(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
-        return grid, vals, _cumtrapz(nrm.dual(grads), grid)
+        if getattr(potential, "smooth", True):
+            slopes = np.stack([nrm.dual(np.asarray(potential.grad(U[:, j]), dtype=float))
+                               for j in range(U.shape[1])], axis=1)
+        else:  # kinks: the metric slope (min-norm subgradient) of a potential that knows it
+            slopes = np.stack([np.asarray(potential.slope(U[:, j], nrm), dtype=float)
+                               for j in range(U.shape[1])], axis=1)
+        return grid, vals, cumulative_trapezoid(slopes, grid, axis=-1, initial=0.0)
 
     def dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
                            s: float | None = None, t: float | None = None, substeps: int = 1) -> np.ndarray:
@@ -372,31 +366,6 @@ class CurveMeasure:
         _, vals, cum = self._dissipation_terms(potential, norm, substeps)
         best, _, _ = worst_increase(vals + cum)
         return best
-
-    def maximal_slope_mask(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
-                           defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
-                           substeps: int = 1) -> np.ndarray:
-        """Which curves are curves of maximal slope within tolerance, bool (m,).
-
-        A curve passes when its Lipschitz constant is ≤ 1 + ``lip_rtol`` (relative to the speed
-        bound 1: round-off of position differences divided by short steps) and its worst
-        dissipation defect over grid pairs (:meth:`worst_dissipation_defect`) is ≤
-        ``defect_atol`` (absolute, in units of V). For C¹ V these two conditions are equivalent
-        to the differential inclusion u' ∈ ∂‖·‖_*(−∇V(u)) (``docs/theory.md``).
-        """
-        defect_atol = real(defect_atol, "defect_atol", low=0.0)
-        lip_rtol = real(lip_rtol, "lip_rtol", low=0.0)
-        lip = self.lipschitz_constants(norm)
-        defect = self.worst_dissipation_defect(potential, norm, substeps=substeps)
-        return (lip <= 1.0 + lip_rtol) & (defect <= defect_atol)
-
-    def maximal_slope_mass(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,
-                           defect_atol: float = 1e-8, lip_rtol: float = 1e-9,
-                           substeps: int = 1) -> float:
-        """η-mass of the curves that satisfy the inclusion within tolerance (:meth:`maximal_slope_mask`)."""
-        mask = self.maximal_slope_mask(potential, norm, defect_atol=defect_atol, lip_rtol=lip_rtol,
-                                       substeps=substeps)
-        return float(self.weights[mask].sum())
 
 
 # ----------------------------------------------------------------------------------------------

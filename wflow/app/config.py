@@ -169,7 +169,6 @@ _SCHEMA: dict[str, dict] = {
         "save_npz": lambda k, v: _bool(k, v),
         "frames": lambda k, v: _number(k, v, low=2, integer=True),
         "dpi": lambda k, v: _number(k, v, low=10, integer=True),
-        "max_exact_winf": lambda k, v: _number(k, v, low=0, integer=True),
     },
     "compute": {  # optional: run the flow through dask (wflow.distributed, docs/distributed.md)
         "scheduler": lambda k, v: _scheduler(k, v),

@@ -45,11 +45,11 @@ def render_report_md(report: dict) -> str:
     for c in report.get("checks", []):
         lines.append(
             f"| {c['name']} | {_fmt(c['measured'])} | {c['relation']} | {_fmt(c['tolerance'])} | "
-            f"{'PASS' if c['passed'] else 'FAIL'} |"
+            f"{'measured' if c['passed'] is None else ('PASS' if c['passed'] else 'FAIL')} |"
         )
     lines.append("")
     for c in report.get("checks", []):
-        lines.append(f"- **{c['name']}**: {c['description']}")
+        lines.append(f"- **{c['name']}**: {c.get('description') or c.get('formula', '')}")
     lines.append("")
     verdict = "all checks PASS" if report.get("all_passed") else "some checks FAIL"
     lines += [f"**Result: {verdict}.**", ""]

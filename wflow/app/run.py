@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tqdm import tqdm
-
 from .. import __version__
 from ..adversarial.robustness import robustness_study
 from ..distributed import solve_flow_on
@@ -18,12 +16,7 @@ from ..plotting import (
     plot_snapshots,
     save_animation,
 )
-from ..suite import (
-    check_energy_dissipation,
-    check_lipschitz,
-    check_maximal_slope_mass,
-    check_winf_lipschitz,
-)
+from ..verify import check_flow
 from .config import FIGURES, ConfigError, ModelPotential, RunConfig, build_initial, build_potential
 from .figures import ProbabilityField, save_staged_figure
 from .reports import render_report_md
@@ -32,22 +25,6 @@ __all__ = ["run_config"]
 
 #: size of the largest figure a run draws (snapshots: 4 panels of 3.2 x 3.0 inches)
 LARGEST_FIGURE_INCHES = (12.8, 3.0)
-
-
-def _winf_progress(enabled: bool):
-    """A progress callback for the exact W∞ solves (a tqdm bar on a terminal), or None."""
-    if not enabled:
-        return None
-    bar = {}
-
-    def update(i, total):
-        if "b" not in bar:
-            bar["b"] = tqdm(total=total, desc="exact W∞", leave=False)
-        bar["b"].update(1)
-        if i == total:
-            bar["b"].close()
-
-    return update
 
 
 def _solve_on_dask(compute: dict, V, mu0, fl: dict, progress: bool, kwargs: dict):
@@ -112,11 +89,8 @@ def run_config(cfg: RunConfig, out, *, progress: bool = False, overwrite: bool =
         if isinstance(exc, MemoryError):  # the memory estimate names its own knob
             raise
         raise ConfigError(f"flow: {exc}") from None
-    checks = [check_lipschitz(res), check_winf_lipschitz(res, max_exact=cfg.output.get("max_exact_winf", 2),
-                                                          progress=_winf_progress(progress))]
+    checks = check_flow(res).checks  # derived tolerances; dissipation only without an active budget
     budget = fl.get("budget")
-    if budget is None or fl["T"] <= budget:  # no active projection: equality holds (C¹ V)
-        checks[1:1] = [check_energy_dissipation(res), check_maximal_slope_mass(res, min_mass=1 - 1e-9)]
     outp = cfg.output
     figures = outp.get("figures", list(FIGURES)) if mu0.dim == 2 else []
     files = []

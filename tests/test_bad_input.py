@@ -681,3 +681,14 @@ def test_interrupting_wflow_run_leaves_the_previous_output_byte_for_byte(tmp_pat
     assert _snapshot(out) == before
     assert ("terminated" if sig == signal.SIGTERM else "interrupted") in err
     assert "Traceback" not in err
+
+
+def test_dense_cost_matrices_are_estimated_before_allocating(small_memory_limit):
+    # 400 x 400 x 8 B = 1.22 MiB > 1 MiB: refused with the estimate and the knob, nothing allocated
+    X = np.random.default_rng(0).normal(size=(400, 2))
+    with pytest.raises(memory.MemoryLimitError, match=r"400×400 cost matrix would need about 1\.22 MiB.*winf"):
+        wflow.transport.cost_matrix(X, X + 1.0)
+    with pytest.raises(memory.MemoryLimitError, match="cost matrix"):
+        wflow.wasserstein(X, X + 1.0, p=2)
+    # below the limit the same call runs and is exact: a translate by (1, 1) costs √2 in ℓ2
+    assert wflow.wasserstein(X[:300], X[:300] + 1.0, p=2) == pytest.approx(np.sqrt(2), rel=1e-12)

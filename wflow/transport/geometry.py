@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..measures import ParticleMeasure, as_measure
+from ..memory import check_memory
 from ..norms import norm as _scaled_norm
 from ..norms import parse_norm
 
@@ -125,6 +126,8 @@ def _pair_dist(X: np.ndarray, Y: np.ndarray, ii: np.ndarray, jj: np.ndarray, q: 
 def _cost(X: np.ndarray, Y: np.ndarray, q: float) -> np.ndarray:
     n, m = X.shape[0], Y.shape[0]
     d = X.shape[1]
+    check_memory(8.0 * n * m, f"a dense {n}×{m} cost matrix",
+                 "use winf/solve_winf (sparse threshold graphs, no dense matrix) or fewer atoms")
     out = np.empty((n, m))
     if d > _COLUMN_MAX_DIM:
         step = max(1, _BLOCK // max(m * d, 1))

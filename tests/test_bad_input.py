@@ -420,7 +420,17 @@ def test_output_path_problems_name_the_path(tmp_path, monkeypatch):
         wio.check_output_dir(tmp_path / "out")
 
 
-def test_a_signal_during_the_swap_is_deferred_until_the_swap_is_complete(tmp_path, monkeypatch):
+@pytest.fixture
+def default_sigint():
+    # Python's own SIGINT handler, whatever the runner was started with: a background job of a
+    # non-interactive shell inherits SIGINT ignored, and an ignored signal is (correctly)
+    # re-raised into nothing after the swap.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_signal_during_the_swap_is_deferred_until_the_swap_is_complete(tmp_path, monkeypatch, default_sigint):
     out = tmp_path / "o"
     with wio.StagedOutput(out) as st:
         st.write_text("a.txt", "1")

@@ -28,6 +28,7 @@ from ._validation import as_points, integer, real, rng_from
 from .adversarial import attacks as _attacks
 from .adversarial import distributional as _distributional
 from .adversarial.attacks import attack_potential
+from .adversarial.optimal_risk import ConflictGraph
 from .measures import WEIGHT_SUM_TOL, ParticleMeasure, probability_weights
 from .memory import check_memory
 from .norms import Norm, as_norm
@@ -788,42 +789,16 @@ def distributional_attack(model, data, y=None, eps: float = 0.1, tau: float | No
 # conflict graphs (the blockwise stage of the optimal adversarial risk)
 # ------------------------------------------------------------------------------------------------
 @dataclass
-class ConflictEdges:
+class ConflictEdges(ConflictGraph):
     """Pairs (i, j) with ‖X0[i] − X1[j]‖ ≤ radius, gathered from blockwise tasks.
 
-    The fields are those of ``wflow.adversarial.optimal_risk.ConflictGraph``; :meth:`to_graph`
-    converts when that module is available.
-
-    Attributes
-    ----------
-    rows, cols : ndarray of int64, shape (E,)
-        Indices into X0 and X1, sorted by (row, col).
-    dists : ndarray, shape (E,)
-    shape : (n0, n1)
-    radius : float
-    norm : Norm
+    A :class:`wflow.adversarial.optimal_risk.ConflictGraph` (same fields: ``rows``, ``cols``
+    sorted by (row, col), ``dists``, ``shape``, ``radius``, ``norm``, ``exact_at``) that also
+    computes F(r) itself (:meth:`transported`).
     """
 
-    rows: np.ndarray
-    cols: np.ndarray
-    dists: np.ndarray
-    shape: tuple
-    radius: float
-    norm: Norm
-    exact_at: tuple = ()
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.rows.size)
-
-    def within(self, r: float) -> np.ndarray:
-        """Boolean mask of the edges at distance ≤ r."""
-        return self.dists <= r
-
-    def to_graph(self):
-        """The same edges as a ``wflow.adversarial.optimal_risk.ConflictGraph``."""
-        from .adversarial.optimal_risk import ConflictGraph
-
+    def to_graph(self) -> ConflictGraph:
+        """The same edges as a plain ``wflow.adversarial.optimal_risk.ConflictGraph``."""
         return ConflictGraph(rows=self.rows, cols=self.cols, dists=self.dists, shape=self.shape,
                              radius=self.radius, norm=self.norm, exact_at=self.exact_at)
 

@@ -296,6 +296,99 @@ def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(3, 12), st.integers(3, 12), st.integers(1, 3), st.integers(0, 2**31))
+def test_merged_uniform_min_cost_tie_break_uses_exact_counts(n, m, k, seed):
+    """Uniform measures with coincident atoms (collapsed clouds): the min-cost flow (forced)
+    sees the merged atoms with exact integer counts; W∞-optimal support and the W2 cost of
+    the LP on the unmerged atoms. Uniform equal sizes give an integral plan in counts, so no
+    original atom is split (at most one entry per row)."""
+    from test_transport import lp_min_cost
+
+    import wflow.transport.api as api
+    from wflow.transport.problem import Problem
+
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, k + 1, (n, 2)).astype(float)  # many coincident atoms
+    Y = rng.integers(0, k + 1, (m, 2)).astype(float) * 0.5
+    P = Problem.build(X, Y, "linf")
+    ai, bi = api._atom_units(P)
+    assert ai.sum() == bi.sum() and np.all(ai > 0) and np.all(bi > 0)
+    np.testing.assert_allclose(ai / ai.sum(), P.a, rtol=1e-12)  # counts / n, exactly balanced
+    saved = api._EMD_MAX
+    try:
+        api._EMD_MAX = 0
+        c = optimal_coupling(X, Y, "linf")
+    finally:
+        api._EMD_MAX = saved
+    w = winf(X, Y)
+    assert c.value == w
+    check_coupling(c, X, Y, "linf")
+    C = cost_matrix(X, Y, "linf")
+    C2 = cost_matrix(X, Y, "l2") ** 2
+    ref = lp_min_cost(np.full(n, 1 / n), np.full(m, 1 / m), C2, C <= w)
+    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
+    if n == m:
+        assert np.bincount(c.rows, minlength=n).max() == 1  # a permutation: no atom split
+
+
+def test_min_cost_tie_break_falls_back_when_rounded_masses_are_infeasible(monkeypatch):
+    """If the balanced rounding is infeasible on the threshold graph (here forced: all mass of
+    μ on one atom of one cluster), the max-flow-then-min-cost mode solves the problem instead:
+    same LP optimum, verified coupling."""
+    from test_transport import lp_min_cost
+
+    import wflow.transport.api as api
+
+    rng = np.random.default_rng(4)
+    X = np.r_[rng.random((5, 2)), rng.random((5, 2)) + 10]
+    Y = np.r_[rng.random((4, 2)), rng.random((6, 2)) + 10]
+    a, b = rng.integers(1, 5, 10).astype(float), rng.integers(1, 5, 10).astype(float)
+    a[:5] *= b[:4].sum() / a[:5].sum()  # clusters carry equal masses on both sides
+    a[5:] *= b[4:].sum() / a[5:].sum()
+    mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
+    calls = []
+
+    def lopsided(w):
+        v = np.ones(len(w), np.int64)
+        v[0] += api._MCF_FLOW - len(w)
+        calls.append(len(w))
+        return v
+
+    monkeypatch.setattr(api, "_balanced_masses", lopsided)
+    monkeypatch.setattr(api, "_EMD_MAX", 0)
+    c = optimal_coupling(mu, nu, "linf", merge=False)
+    assert calls  # the balanced attempt was made (and is infeasible: x_0 cannot reach cluster 2)
+    w = winf(mu, nu)
+    assert c.value == w
+    check_coupling(c, mu, nu, "linf")
+    C = cost_matrix(X, Y, "linf")
+    C2 = cost_matrix(X, Y, "l2") ** 2
+    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
+    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_flow_step_is_decided_at_the_nearest_neighbour_distance(weighted):
+    """Every atom moves by exactly h (a flow step): W∞ = h is the nearest-neighbour bound's
+    pairwise distance, tested first, so two threshold tests decide (one feasible at h, one
+    infeasible just below); the value agrees with the LP / assignment reference."""
+    rng = np.random.default_rng(5)
+    n = 300 if not weighted else 60
+    X = rng.integers(-2**20, 2**20, (n, 2)) * 2.0**-20  # dyadic: X ± h and distances are exact
+    h = 2.0**-7
+    w = rng.random(n) + 0.5 if weighted else np.ones(n)
+    mu = ParticleMeasure(X, w / w.sum())
+    Yw = X + h * np.sign(rng.standard_normal((n, 2)))
+    o = rng.permutation(n)
+    nu = ParticleMeasure(Yw[o], (w / w.sum())[o])
+    r = solve_winf(mu, nu, "linf")
+    assert r.n_tests == 2
+    check_coupling(r.coupling, mu, nu, "linf")
+    ref = lp_winf(X, mu.weights, Yw[o], nu.weights, "linf") if weighted else lsa_winf(X, Yw[o], "linf")
+    assert r.value == ref
+
+
 def test_winf_lipschitz_check_with_a_cap_on_exact_solves():
     """The labelled one-pass bound (wflow.verify.check_curve_lipschitz, which replaced the
     suite's capped check) certifies a flow without exact solves; a too-fast replay fails, with

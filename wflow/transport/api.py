@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -140,12 +141,31 @@ def optimal_coupling(mu, nu, norm="linf", *, tie_break: str | None = "w2", merge
     X, a, Y, b, q = P.X, P.a, P.Y, P.b, P.q
     geom = Geometry(X, Y, q) if geom is None else geom
     assignment = len(X) == len(Y) and uniform(a) and uniform(b)
-    rr, cc, mm = _w2_tie_break(X, a, Y, b, geom, value, assignment)
+    rr, cc, mm = _w2_tie_break(X, a, Y, b, geom, value, assignment, units=_atom_units(P))
     rows, cols, mass = P.split(rr, cc, mm)
     return make_coupling(P.mu, P.nu, rows, cols, mass, q, check_value=value)
 
 
-def _w2_tie_break(X, a, Y, b, geom, value, assignment):
+def _atom_units(P: Problem):
+    """Exact integer masses (Σ equal on both sides) when both measures are uniform, else None.
+
+    Merged atoms of uniform measures carry counts k/N: with L = lcm(N_μ, N_ν) and
+    u = ⌊2^46 / L⌋, the masses k (L/N) u are exact and balanced, so the integer min-cost
+    flow sees exactly the merged problem (``docs/transport.md``, W2 tie-break).
+    """
+    if not (uniform(P.wx) and uniform(P.wy)):
+        return None
+    nx, ny = len(P.wx), len(P.wy)
+    L = nx * ny // math.gcd(nx, ny)
+    if L > 2**40:
+        return None
+    u = _MCF_FLOW // L
+    cx = np.ones(nx, np.int64) if P.gx is None else np.bincount(P.gx, minlength=len(P.X)).astype(np.int64)
+    cy = np.ones(ny, np.int64) if P.gy is None else np.bincount(P.gy, minlength=len(P.Y)).astype(np.int64)
+    return cx * (L // nx) * u, cy * (L // ny) * u
+
+
+def _w2_tie_break(X, a, Y, b, geom, value, assignment, units=None):
     """min Σ γ‖x − y‖₂² over plans on {d ≤ value}, solved per connected component."""
     n, m = len(X), len(Y)
     ii, jj, _ = geom.upto(value)
@@ -165,7 +185,7 @@ def _w2_tie_break(X, a, Y, b, geom, value, assignment):
     big_ids = np.flatnonzero((nr > 1) & (nc > 1))
     if not assignment and np.any(nr[big_ids] * nc[big_ids] > _EMD_MAX):
         # a large weighted component: one sparse integer min-cost flow instead of dense LPs
-        return _w2_min_cost_flow(ii, jj, c2, a, b, n, m)
+        return _w2_min_cost_flow(ii, jj, c2, a, b, n, m, units)
     if len(big_ids):
         sel = np.flatnonzero(~forced)
         order = sel[np.argsort(comp[sel], kind="stable")]
@@ -188,26 +208,50 @@ _EMD_MAX = 250_000
 _MCF_FLOW, _MCF_COST = 2**46, 2**16
 
 
-def _w2_min_cost_flow(ii, jj, c2, a, b, n, m):
+def _balanced_masses(w: np.ndarray) -> np.ndarray:
+    """⌊w 2^46 / Σw⌉ with Σ = 2^46 exactly (largest remainders), every positive weight ≥ 1 unit."""
+    x = w / w.sum() * _MCF_FLOW
+    v = np.maximum(np.floor(x).astype(np.int64), 1)
+    d = int(_MCF_FLOW - v.sum())
+    if d > 0:
+        v[np.argsort(v - x, kind="stable")[:d]] += 1  # the largest remainders
+    elif d < 0:
+        o = np.argsort(-v, kind="stable")[: -d]  # at most n units off: take them from the largest
+        v[o] -= 1
+    return v
+
+
+def _w2_min_cost_flow(ii, jj, c2, a, b, n, m, units=None):
     """min Σ γ c2 over plans on the sparse edges (ii, jj): OR-tools integer min-cost flow.
 
-    Masses are scaled to integers at 2^46, costs c2 ∈ [0, 1] to integers at 2^16 by a power of
-    two (integer-valued costs stay exact); the plan is optimal for the rounded problem, within
-    2^-16 (relative to the largest squared distance) of the true secondary optimum. Its support
-    lies in {d ≤ W∞} by construction; masses are fitted back to the exact weights.
+    Masses are scaled to integers at 2^46 with equal totals on both sides: exactly (merged
+    uniform atoms, ``units``) or by largest remainders; costs c2 ∈ [0, 1] to integers at 2^16
+    by a power of two (integer-valued costs stay exact). A balanced problem is solved by
+    OR-tools' cost scaling directly (several times faster than its max-flow-then-min-cost
+    mode, which is the fallback when rounding makes the balanced problem infeasible). The plan
+    is optimal for the integer problem, within 2^-16 (relative to the largest squared
+    distance) of the true secondary optimum; its support lies in {d ≤ W∞} by construction;
+    masses are fitted back to the exact weights.
     """
     from ortools.graph.python import min_cost_flow
 
-    ai = np.maximum(np.rint(a / a.sum() * _MCF_FLOW).astype(np.int64), 1)
-    bi = np.maximum(np.rint(b / b.sum() * _MCF_FLOW).astype(np.int64), 1)
     cmax = float(c2.max()) if len(c2) else 0.0
     scale = _MCF_COST * 2.0 ** -np.frexp(cmax)[1] if cmax > 0 else 1.0
     cost = np.rint(c2 * scale).astype(np.int64)
-    f = min_cost_flow.SimpleMinCostFlow()
-    arcs = f.add_arcs_with_capacity_and_unit_cost(
-        ii.astype(np.int64), (n + jj).astype(np.int64), np.full(len(ii), 2 * _MCF_FLOW, np.int64), cost)
-    f.set_nodes_supplies(np.arange(n + m, dtype=np.int64), np.concatenate([ai, -bi]))
-    status = f.solve_max_flow_with_min_cost()
+    ai, bi = units if units is not None else (_balanced_masses(a), _balanced_masses(b))
+
+    def solve(ai, bi, balanced):
+        f = min_cost_flow.SimpleMinCostFlow()
+        arcs = f.add_arcs_with_capacity_and_unit_cost(
+            ii.astype(np.int64), (n + jj).astype(np.int64), np.full(len(ii), 2 * _MCF_FLOW, np.int64), cost)
+        f.set_nodes_supplies(np.arange(n + m, dtype=np.int64), np.concatenate([ai, -bi]))
+        return f, arcs, (f.solve() if balanced else f.solve_max_flow_with_min_cost())
+
+    f, arcs, status = solve(ai, bi, True)
+    if status != f.OPTIMAL:
+        ai = np.maximum(np.rint(a / a.sum() * _MCF_FLOW).astype(np.int64), 1)
+        bi = np.maximum(np.rint(b / b.sum() * _MCF_FLOW).astype(np.int64), 1)
+        f, arcs, status = solve(ai, bi, False)
     if status != f.OPTIMAL:
         raise RuntimeError(f"OR-tools min-cost flow failed with status {status}")
     fl = f.flows(arcs)

@@ -289,6 +289,9 @@ class Geometry:
         self._blas = None
         self._nn = None
         self.evaluations = 0  # exact distances computed by queries (a cost measure)
+        #: a pairwise distance found by :meth:`nn_bound` (its value before the rounding margin):
+        #: the first threshold tested, W∞ often equals it (flows whose atoms all move)
+        self.nn_value = 0.0
 
     # -- exact distances -------------------------------------------------------------------
     def dist(self, ii, jj) -> np.ndarray:
@@ -498,14 +501,18 @@ class Geometry:
         """max(max_i min_j d_ij, max_j min_i d_ij): a lower bound of W∞ (exact in dense/blocks)."""
         n, m = len(self.X), len(self.Y)
         if self.dense:
-            return float(max(self.D.min(axis=1).max(), self.D.min(axis=0).max()))
+            v = float(max(self.D.min(axis=1).max(), self.D.min(axis=0).max()))
+            self.nn_value = v
+            return v
         if self.mode == "blocks":
             dx, _, lb_y, _ = self._nn_pass()
+            self.nn_value = float(dx.max())
             return float(max(dx.max(), lb_y.max()))
         tx, ty = self.trees()
         _, jy = ty.query(self.X * self.s, k=1, p=self.q)
         _, ix = tx.query(self.Y * self.s, k=1, p=self.q)
         v = max(self.dist(np.arange(n), jy).max(), self.dist(ix, np.arange(m)).max())
+        self.nn_value = float(v)  # a pairwise distance (the bound before its rounding margin)
         return self.safe_lower(float(v))
 
     def safe_lower(self, v: float) -> float:

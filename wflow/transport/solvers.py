@@ -285,10 +285,13 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
             new = (an[keep], np.broadcast_to(y_new[:, None], dn.shape)[keep], dn[keep])
             extra = tuple(np.concatenate([e, f]) for e, f in zip(extra, new))
 
+    first = max(lo, E.nn_value)  # a pairwise distance: when W∞ equals it, two tests decide
     while True:
         # test low in the bracket: Hall bounds tend to be nearly tight, so a failure moves
         # lo past most candidates and a success cuts hi to a small fraction of them
-        if E.dense:
+        if first < hi:
+            t, first = first, np.inf
+        elif E.dense:
             cand = E.in_range(lo, hi)
             if len(cand) == 0:
                 break

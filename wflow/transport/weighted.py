@@ -109,8 +109,11 @@ def winf_weighted(X, a, Y, b, q, *, geom=None, knn: int = 8):
 
     # the plan of the projection is feasible at hi
     best = (pi, pj, None)
+    first = max(lo, E.nn_value)  # a pairwise distance: when W∞ equals it, two tests decide
     while lo < hi:
         t = float(np.nextafter(hi, -np.inf)) if hi - lo <= 1e-9 * hi else lo + _FRACTION * (hi - lo)
+        if first < hi:
+            t, first = first, np.inf
         ok, plan, t_A = test(t)
         n_tests += 1
         if ok:

@@ -389,6 +389,90 @@ def test_flow_step_is_decided_at_the_nearest_neighbour_distance(weighted):
     assert r.value == ref
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 40), st.floats(0.02, 0.5), st.integers(0, 2**31))
+def test_augment_cut_is_a_maximum_matching_with_its_hall_violator(n, density, seed):
+    """The OR-tools augmentation from a warm partial matching reaches the maximum matching
+    size of scipy's Hopcroft–Karp; the returned A ∪ N(A) is the alternating closure: N(A) is
+    exactly the neighbourhood of A, and |N(A)| = |A| − (free x)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    from wflow.transport.solvers import _augment_cut
+
+    rng = np.random.default_rng(seed)
+    M = rng.random((n, n)) < density
+    ii, jj = np.nonzero(M)
+    ref = int((maximum_bipartite_matching(sp.csr_array(M.astype(np.int8)), perm_type="column") >= 0).sum())
+    # a random warm start: a matching inside the graph (greedy over shuffled edges)
+    mate_x, mate_y = np.full(n, -1), np.full(n, -1)
+    for e in rng.permutation(len(ii))[: len(ii) // 2]:
+        if mate_x[ii[e]] < 0 and mate_y[jj[e]] < 0:
+            mate_x[ii[e]], mate_y[jj[e]] = jj[e], ii[e]
+    A, NA = _augment_cut(n, ii, jj, mate_x, mate_y)
+    matched = np.flatnonzero(mate_x >= 0)
+    assert len(matched) == ref
+    assert np.all(M[matched, mate_x[matched]]) and np.all(mate_y[mate_x[matched]] == matched)
+    assert np.count_nonzero(mate_y >= 0) == ref
+    free = np.flatnonzero(mate_x < 0)
+    assert set(free) <= set(A)
+    nbr = np.flatnonzero(M[A].any(axis=0)) if len(A) else np.zeros(0, int)
+    assert sorted(NA) == sorted(nbr)
+    assert len(NA) == len(A) - len(free)
+
+
+@pytest.mark.parametrize("norm_", ["linf", "l2"])
+def test_alternating_closure_certifies_only_infeasible_thresholds(norm_):
+    """The search inside G_t started from a sparse H: whenever it certifies t (returns t_A),
+    G_t has no perfect matching (scipy Hopcroft–Karp on the whole G_t) and t_A ≤ W∞ (exact,
+    linear_sum_assignment); otherwise its edges are G_t-edges. Certifications do occur."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    from wflow.transport.geometry import Geometry
+    from wflow.transport.solvers import _alternating_closure, _augment_cut
+
+    certified = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        n = 60
+        X = rng.random((n, 2))
+        Y = (X**3)[rng.permutation(n)]
+        if seed % 3 == 0:
+            X, Y = np.round(8 * X) / 8, np.round(8 * Y) / 8  # ties
+        w = lsa_winf(X, Y, norm_)
+        E = Geometry(X, Y, T.problem.parse_norm(norm_), mode="kdtree")
+        C = cost_matrix(X, Y, norm_)
+        t = w * rng.uniform(0.8, 1.05)
+        ii, jj, _ = E.knn(2)  # a sparse H, usually far from G_t
+        keep = C[ii, jj] <= t
+        ii, jj = ii[keep], jj[keep]
+        mate_x, mate_y = np.full(n, -1), np.full(n, -1)
+        full = maximum_bipartite_matching(sp.csr_array((C <= t).astype(np.int8)), perm_type="column")
+        for _ in range(4 * n):  # the solver's loop: augment on H, search G_t, enlarge H
+            A, NA = _augment_cut(n, ii, jj, mate_x, mate_y)
+            if np.all(mate_x >= 0):
+                assert t >= w
+                break
+            delta = C[A].min(axis=0)
+            missing = delta <= t
+            missing[NA] = False
+            t_A, edges = _alternating_closure(E, t, A, NA, np.flatnonzero(missing), mate_x, mate_y)
+            if t_A is not None:
+                certified += 1
+                assert np.count_nonzero(full >= 0) < n and t < w and t < t_A <= w
+                break
+            for aa, yy, dd in edges:
+                assert np.all(dd == C[aa, yy]) and np.all(dd <= t)
+            y_new = np.flatnonzero(missing)
+            a_new = A[np.argmin(C[np.ix_(A, y_new)], axis=0)]
+            ii = np.concatenate([ii, a_new, *(e[0] for e in edges)])
+            jj = np.concatenate([jj, y_new, *(e[1] for e in edges)])
+        else:
+            raise AssertionError("the search did not terminate")
+    assert certified >= 3
+
+
 def test_winf_lipschitz_check_with_a_cap_on_exact_solves():
     """The labelled one-pass bound (wflow.verify.check_curve_lipschitz, which replaced the
     suite's capped check) certifies a flow without exact solves; a too-fast replay fails, with

@@ -587,6 +587,37 @@ class Geometry:
         o = np.argsort(d, axis=1, kind="stable")
         return np.take_along_axis(d, o, 1), np.take_along_axis(a, o, 1)
 
+    def near_within(self, A: np.ndarray, cols: np.ndarray, t: float, k: int):
+        """For the y's ``cols``: up to k atoms a ∈ A with ‖x_a − y‖ ≤ t (KD-tree or dense).
+
+        Returns (y, a, dist) for the pairs found, exact distances ≤ t. Candidates come from a
+        tree query with the inflated radius, so a pair within t can be missed only at a
+        rounding tie; callers certify with :meth:`nearest` (exact up to :meth:`safe_lower`).
+        """
+        A = np.asarray(A, dtype=np.intp)
+        cols = np.asarray(cols, dtype=np.intp)
+        k = min(k, len(A))
+        if len(A) == 0 or len(cols) == 0:
+            z = np.zeros(0, np.intp)
+            return z, z, np.zeros(0)
+        if self.dense:
+            DA = self.D[np.ix_(A, cols)]
+            idx = np.argpartition(DA, k - 1, axis=0)[:k].T if k < len(A) else np.broadcast_to(
+                np.arange(len(A)), (len(cols), len(A)))
+            ok = np.ones(idx.shape, bool)
+        else:
+            from scipy.spatial import cKDTree
+
+            dq, idx = cKDTree(self.X[A] * self.s).query(self.Y[cols] * self.s, k=k, p=self.q,
+                                                         distance_upper_bound=self._tree_radius(t))
+            idx = idx.reshape(len(cols), k)
+            ok = np.isfinite(dq.reshape(len(cols), k))
+        r, c = np.nonzero(ok)
+        yy, aa = cols[r], A[idx[r, c]]
+        d = self.dist(aa, yy)
+        keep = d <= t
+        return yy[keep], aa[keep], d[keep]
+
     def nearest_x(self, B: np.ndarray) -> np.ndarray:
         """For every x: min over b ∈ B of ‖x − y_b‖ (exact up to :meth:`safe_lower`)."""
         B = np.asarray(B, dtype=np.intp)

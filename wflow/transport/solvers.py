@@ -16,6 +16,8 @@ _FRACTION = 0.1
 _ADD = 32
 #: initial edges from every x to the y nearest its rank-matching partner
 _PARTNER_K = 8
+#: edges per visited y in the alternating search inside G_t (:func:`_alternating_closure`)
+_CLOSURE_K = 4
 
 
 # ------------------------------------------------------------------------------------------
@@ -168,6 +170,40 @@ def _augment(n: int, ii, jj, mate_x, mate_y) -> None:
     mate_y[ys] = xs
 
 
+def _augment_cut(n: int, ii, jj, mate_x, mate_y):
+    """:func:`_augment` and :func:`_hall_violator` in one OR-tools max-flow (push-relabel).
+
+    Same residual network of the current matching (source → free x, x → y for non-matching
+    edges, y → mate(y), free y → sink, unit capacities); the matching is updated in place and
+    the source side of the minimum cut, i.e. the atoms reachable from a free x by alternating
+    paths, is returned as (A, N(A)).
+    """
+    from ortools.graph.python import max_flow
+
+    free_x = np.flatnonzero(mate_x < 0)
+    free_y = np.flatnonzero(mate_y < 0)
+    s, t = 2 * n, 2 * n + 1
+    nonm = mate_x[ii] != jj
+    mx = np.flatnonzero(mate_x >= 0)
+    tails = np.concatenate([np.full(len(free_x), s), ii[nonm], n + mate_x[mx], n + free_y]).astype(np.int64)
+    heads = np.concatenate([free_x, n + jj[nonm], mx, np.full(len(free_y), t)]).astype(np.int64)
+    f = max_flow.SimpleMaxFlow()
+    arcs = f.add_arcs_with_capacity(tails, heads, np.ones(len(tails), np.int64))
+    status = f.solve(s, t)
+    if status != f.OPTIMAL:
+        raise RuntimeError(f"OR-tools max-flow failed with status {status}")
+    if f.optimal_flow() > 0:
+        fl = f.flows(arcs)
+        k = (fl > 0) & (tails < n)
+        xs, ys = tails[k], heads[k] - n
+        # x → y arcs carrying flow become matching edges; their previous mates are released
+        # (every matched x on an augmenting path gets a new mate, so overwriting suffices)
+        mate_x[xs] = ys
+        mate_y[ys] = xs
+    side = np.asarray(f.get_source_side_min_cut(), dtype=np.int64)
+    return side[side < n], side[(side >= n) & (side < 2 * n)] - n
+
+
 def _hall_violator(n: int, ii, jj, mate_x):
     """Atoms x and y reachable from a free x by alternating paths in the graph (ii, jj).
 
@@ -183,6 +219,45 @@ def _hall_violator(n: int, ii, jj, mate_x):
     G = sp.csr_array((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(2 * n + 1, 2 * n + 1))
     order = breadth_first_order(G, s, directed=True, return_predecessors=False)
     return order[order < n], order[(order >= n) & (order < 2 * n)] - n
+
+
+def _alternating_closure(E, t: float, A, NA, y_first, mate_x, mate_y):
+    """Continue the alternating search of a Hall violator A of H ⊆ G_t inside G_t itself.
+
+    ``y_first`` are the y ∉ N_H(A) within t of A. Layer by layer, the mates of the newly
+    visited matched y's join A and the unvisited y's within t of them (tree queries on the new
+    x's only) are visited, until no new y is found. Then every G_t-neighbour of the extended A
+    is visited, and |A| − |N_t(A)| = (free x) − (free y visited): if that is positive, t is
+    infeasible and the Hall bound t_A (|A|-th smallest distance from the y's to A, > t) is
+    returned. Otherwise (or at a rounding tie missed by a tree) the search edges,
+    _CLOSURE_K per visited y, are returned for H (they contain augmenting paths).
+
+    Returns (t_A or None, [edge triples]).
+    """
+    m = len(E.Y)
+    seen = np.zeros(m, bool)
+    seen[NA] = True
+    frontier = np.asarray(y_first, dtype=np.intp)
+    seen[frontier] = True
+    xs_all = [np.asarray(A, dtype=np.intp)]
+    edges = []
+    free_y = 0
+    while len(frontier):
+        my = mate_y[frontier]
+        free_y += int(np.count_nonzero(my < 0))
+        xs = my[my >= 0]
+        xs_all.append(xs)
+        unv = np.flatnonzero(~seen)
+        yy, aa, dd = E.near_within(xs, unv, t, _CLOSURE_K)
+        edges.append((aa, yy, dd))
+        frontier = np.unique(yy)
+        seen[frontier] = True
+    if free_y >= np.count_nonzero(mate_x < 0):
+        return None, edges  # no deficiency: H gets the paths
+    Aall = np.concatenate(xs_all)
+    delta = E.nearest(Aall, 1)[0][:, 0]
+    t_A = float(np.partition(delta, len(Aall) - 1)[len(Aall) - 1]) if len(Aall) <= m else np.inf
+    return (t_A if t_A > t else None), edges
 
 
 def rank_matching(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -262,11 +337,11 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
             k2 = extra[2] <= t
             ii = np.concatenate([kn[0][k1], extra[0][k2]])
             jj = np.concatenate([kn[1][k1], extra[1][k2]])
-            _augment(n, ii, jj, mate_x, mate_y)
+            A, NA = _augment_cut(n, ii, jj, mate_x, mate_y)
             if np.all(mate_x >= 0):
                 return True, None
-            A, NA = _hall_violator(n, ii, jj, mate_x)
-            dk, ak = E.nearest(A, _ADD)
+            tree_mode = E.mode != "blocks"
+            dk, ak = E.nearest(A, 1 if tree_mode else _ADD)
             delta = dk[:, 0]
             t_A = float(np.partition(delta, len(A) - 1)[len(A) - 1])
             if t_A > t:
@@ -280,10 +355,23 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
             missing = delta <= t
             missing[NA] = False
             y_new = np.flatnonzero(missing)
-            dn, an = dk[y_new], ak[y_new]
-            keep = dn <= t
-            new = (an[keep], np.broadcast_to(y_new[:, None], dn.shape)[keep], dn[keep])
-            extra = tuple(np.concatenate([e, f]) for e, f in zip(extra, new))
+            if tree_mode:
+                yy, aa, dd = E.near_within(A, y_new, t, _ADD)
+                # the nearest atom of A is always added (progress even at a rounding tie)
+                new = [(aa, yy, dd), (ak[y_new, 0], y_new, delta[y_new])]
+            else:
+                dn, an = dk[y_new], ak[y_new]
+                keep = dn <= t
+                new = [(an[keep], np.broadcast_to(y_new[:, None], dn.shape)[keep], dn[keep])]
+            if tree_mode:
+                closed, more = _alternating_closure(E, t, A, NA, y_new, mate_x, mate_y)
+                if closed is not None:
+                    return False, closed
+                new += more
+            extra = tuple(np.concatenate([e, *(f[i] for f in new)]) for i, e in enumerate(extra))
+            # drop repeated pairs (an atom of A is the nearest of a y in several rounds)
+            _, u = np.unique(extra[0] * len(E.Y) + extra[1], return_index=True)
+            extra = tuple(e[u] for e in extra)
 
     first = max(lo, E.nn_value)  # a pairwise distance: when W∞ equals it, two tests decide
     while True:

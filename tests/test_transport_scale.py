@@ -280,12 +280,12 @@ def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     a = rng.integers(1, 6, n).astype(float)
     b = rng.integers(1, 6, m).astype(float)
     mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
-    saved = api._EMD_MAX
+    saved = api._EMD_MAX, api._SPARSE_EMD
     try:
-        api._EMD_MAX = 0
+        api._EMD_MAX, api._SPARSE_EMD = 0, False
         c = optimal_coupling(mu, nu, "linf", merge=False)
     finally:
-        api._EMD_MAX = saved
+        api._EMD_MAX, api._SPARSE_EMD = saved
     w = winf(mu, nu)
     assert c.value == w
     check_coupling(c, mu, nu, "linf")
@@ -315,12 +315,12 @@ def test_merged_uniform_min_cost_tie_break_uses_exact_counts(n, m, k, seed):
     ai, bi = api._atom_units(P)
     assert ai.sum() == bi.sum() and np.all(ai > 0) and np.all(bi > 0)
     np.testing.assert_allclose(ai / ai.sum(), P.a, rtol=1e-12)  # counts / n, exactly balanced
-    saved = api._EMD_MAX
+    saved = api._EMD_MAX, api._SPARSE_EMD
     try:
-        api._EMD_MAX = 0
+        api._EMD_MAX, api._SPARSE_EMD = 0, False
         c = optimal_coupling(X, Y, "linf")
     finally:
-        api._EMD_MAX = saved
+        api._EMD_MAX, api._SPARSE_EMD = saved
     w = winf(X, Y)
     assert c.value == w
     check_coupling(c, X, Y, "linf")
@@ -330,6 +330,40 @@ def test_merged_uniform_min_cost_tie_break_uses_exact_counts(n, m, k, seed):
     assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
     if n == m:
         assert np.bincount(c.rows, minlength=n).max() == 1  # a permutation: no atom split
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 14), st.integers(2, 14), st.integers(1, 3), st.booleans(), st.integers(0, 2**31))
+def test_sparse_network_simplex_tie_break_against_lp(n, m, k, collapsed, seed):
+    """Weighted tie-breaks (the default path): one POT network simplex on the sparse edges of
+    {d ≤ W∞}, all components at once: W∞-optimal support and the LP's W2 cost to 1e-9 (no
+    priced-out pairs: never above the dense per-component path, up to round-off)."""
+    from test_transport import lp_min_cost
+
+    import wflow.transport.api as api
+
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, k + 1, (n, 2)).astype(float)  # ties and, merged, coincident atoms
+    Y = rng.integers(0, k + 1, (m, 2)).astype(float) * (0.5 if collapsed else 0.7)
+    a = rng.integers(1, 6, n).astype(float)
+    b = rng.integers(1, 6, m).astype(float)
+    mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
+    c = optimal_coupling(mu, nu, "linf", merge=collapsed)
+    w = winf(mu, nu)
+    assert c.value == w
+    check_coupling(c, mu, nu, "linf")
+    C = cost_matrix(X, Y, "linf")
+    C2 = cost_matrix(X, Y, "l2") ** 2
+    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
+    got = np.sum(c.mass * C2[c.rows, c.cols])
+    assert abs(got - ref) <= 1e-9 * (1 + ref)
+    saved = api._SPARSE_EMD
+    try:
+        api._SPARSE_EMD = False
+        dense = optimal_coupling(mu, nu, "linf", merge=collapsed)
+    finally:
+        api._SPARSE_EMD = saved
+    assert got <= np.sum(dense.mass * C2[dense.rows, dense.cols]) + 1e-12 * (1 + ref)
 
 
 def test_min_cost_tie_break_falls_back_when_rounded_masses_are_infeasible(monkeypatch):
@@ -357,6 +391,7 @@ def test_min_cost_tie_break_falls_back_when_rounded_masses_are_infeasible(monkey
 
     monkeypatch.setattr(api, "_balanced_masses", lopsided)
     monkeypatch.setattr(api, "_EMD_MAX", 0)
+    monkeypatch.setattr(api, "_SPARSE_EMD", False)
     c = optimal_coupling(mu, nu, "linf", merge=False)
     assert calls  # the balanced attempt was made (and is infeasible: x_0 cannot reach cluster 2)
     w = winf(mu, nu)

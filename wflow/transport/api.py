@@ -183,6 +183,12 @@ def _w2_tie_break(X, a, Y, b, geom, value, assignment, units=None):
     out_c = [jj[forced]]
     out_m = [np.where(one_row[forced], b[jj[forced]], a[ii[forced]])]
     big_ids = np.flatnonzero((nr > 1) & (nc > 1))
+    if not assignment and len(big_ids) and _SPARSE_EMD:
+        # all weighted components at once: POT's sparse network simplex (float-exact)
+        sel = np.flatnonzero(~forced)
+        got = _w2_sparse_emd(ii[sel], jj[sel], c2[sel], a, b)
+        if got is not None:
+            return tuple(np.concatenate([o, g]) for o, g in zip((out_r[0], out_c[0], out_m[0]), got))
     if not assignment and np.any(nr[big_ids] * nc[big_ids] > _EMD_MAX):
         # a large weighted component: one sparse integer min-cost flow instead of dense LPs
         return _w2_min_cost_flow(ii, jj, c2, a, b, n, m, units)
@@ -202,8 +208,28 @@ def _w2_tie_break(X, a, Y, b, geom, value, assignment, units=None):
     return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_m)
 
 
+#: weighted tie-breaks: one sparse network simplex over all components (False: the fallback
+#: below, per component dense up to _EMD_MAX atom pairs, else one integer min-cost flow)
+_SPARSE_EMD = True
 #: weighted components up to this many atom pairs get POT's (dense, float-exact) network simplex
 _EMD_MAX = 250_000
+
+
+def _w2_sparse_emd(ii, jj, cost, a, b):
+    """min Σ γ cost over plans on the edges (ii, jj) only: POT's network simplex on a sparse
+    cost (no n×m matrix, no priced-out pairs, float-exact). None if POT does not reach
+    optimality (the caller falls back to the per-component solvers)."""
+    R, ri = np.unique(ii, return_inverse=True)
+    C, ci = np.unique(jj, return_inverse=True)
+    aa, bb = a[R], b[C]
+    M = sp.coo_array((cost, (ri, ci)), shape=(len(R), len(C)))
+    try:
+        G, _ = _emd(aa / aa.sum(), bb / bb.sum(), M, _default_itermax(len(R), len(C)))
+    except (RuntimeError, ValueError, AssertionError):
+        return None
+    G = sp.coo_array(G)
+    k = G.data > 0
+    return R[G.row[k]], C[G.col[k]], G.data[k] * aa.sum()
 #: flow and cost scales of the integer min-cost flow (Σ flow·cost ≤ 2^62)
 _MCF_FLOW, _MCF_COST = 2**46, 2**16
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+from scipy.sparse.csgraph import breadth_first_order
 
 from ..norms import dual_exponent
 from .geometry import Geometry
@@ -144,37 +144,12 @@ def _kth(values: np.ndarray, k: int) -> float:
     return float(np.partition(values, k - 1)[k - 1])
 
 
-def _augment(n: int, ii, jj, mate_x, mate_y) -> None:
+def _augment_cut(n: int, ii, jj, mate_x, mate_y):
     """Extend a matching to a maximum matching of the bipartite graph (ii, jj), in place.
 
-    Max-flow on the residual network of the current matching: source → free x, x → y for
-    non-matching edges, y → mate(y) for matching edges, free y → sink (scipy's Dinic).
-    """
-    free_x = np.flatnonzero(mate_x < 0)
-    free_y = np.flatnonzero(mate_y < 0)
-    if len(free_x) == 0 or len(ii) == 0:
-        return
-    s, t = 2 * n, 2 * n + 1
-    nonm = mate_x[ii] != jj
-    mx = np.flatnonzero(mate_x >= 0)
-    rows = np.concatenate([np.full(len(free_x), s), ii[nonm], n + mate_x[mx], n + free_y])
-    cols = np.concatenate([free_x, n + jj[nonm], mx, np.full(len(free_y), t)])
-    G = sp.csr_array((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(2 * n + 2, 2 * n + 2))
-    res = maximum_flow(G, s, t, method="dinic")
-    if res.flow_value == 0:
-        return
-    F = res.flow.tocoo()
-    k = (F.data > 0) & (F.row < n) & (F.col >= n) & (F.col < 2 * n)
-    xs, ys = F.row[k], F.col[k] - n
-    mate_x[xs] = ys
-    mate_y[ys] = xs
-
-
-def _augment_cut(n: int, ii, jj, mate_x, mate_y):
-    """:func:`_augment` and :func:`_hall_violator` in one OR-tools max-flow (push-relabel).
-
-    Same residual network of the current matching (source → free x, x → y for non-matching
-    edges, y → mate(y), free y → sink, unit capacities); the matching is updated in place and
+    One OR-tools max-flow (push-relabel) on the residual network of the current matching
+    (source → free x, x → y for non-matching edges, y → mate(y), free y → sink, unit
+    capacities): every unit of flow is an augmenting path. The matching is updated and
     the source side of the minimum cut, i.e. the atoms reachable from a free x by alternating
     paths, is returned as (A, N(A)).
     """

@@ -3,10 +3,11 @@
 Data: the ℓ∞ Euler flow (τ = 0.002) of 2000 particles in d = 2 (uniform weights; ``--weighted``:
 Dirichlet weights) under a Gaussian-mixture potential, 50 snapshots at spacing 0.01, every snapshot's atoms shuffled (unlabelled).
 
-Timed, side by side in one run (median of ``--repeats``):
+Timed, side by side in one run (median of ``--repeats``; one untimed warm-up coupling first, so
+the one-time imports of POT and OR-tools are not counted):
 
 - ``couplings``: the 49 ``optimal_coupling`` calls alone (the baseline: the transport work);
-- ``superpose_snapshots``: couplings + vectorized gluing (target < 10 s);
+- ``superpose_snapshots``: couplings + vectorized gluing (target < 10 s; Dirichlet weights < 20 s);
 - gluing alone, vectorized vs a per-atom Python loop (same couplings, same output);
 - ``check_marginals`` + ``check_snapshot_lipschitz`` (consecutive pairs), exact W∞ (target < 30 s).
 
@@ -126,6 +127,7 @@ def main() -> None:
             out.append(_checked_coupling(g, snaps[k].weights, snaps[k + 1].weights, k))
         return out
 
+    optimal_coupling(snaps[0], snaps[1], "linf")  # warm-up: one-time imports (POT, OR-tools) not timed
     t_coup, cps = timed(couplings, args.repeats)
     t_sup, eta = timed(lambda: superpose_snapshots(snaps, times), args.repeats)
     t_sup0, eta0 = timed(lambda: superpose_snapshots(snaps, times, tie_break=None), args.repeats)
@@ -156,7 +158,8 @@ def main() -> None:
     print("| stage | time (s) | ratio | note |")
     print("|---|---:|---:|---|")
     print(f"| couplings alone ({len(snaps) - 1} × optimal_coupling) | {t_coup:.2f} | 1.00 | baseline |")
-    print(f"| superpose_snapshots (couplings + gluing) | {t_sup:.2f} | {t_sup / t_coup:.2f} | target < 10 s |")
+    target = "< 20 s" if args.weighted and not args.collapse else "< 10 s"
+    print(f"| superpose_snapshots (couplings + gluing) | {t_sup:.2f} | {t_sup / t_coup:.2f} | target {target} |")
     print(f"| superpose_snapshots, tie_break=None | {t_sup0:.2f} | {t_sup0 / t_coup:.2f} | "
           f"{eta0.n_curves} curves |")
     print(f"| gluing alone, vectorized | {t_gv:.3f} | {t_gv / t_coup:.3f} | {m_vec} curves |")

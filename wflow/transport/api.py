@@ -219,6 +219,10 @@ def _w2_sparse_emd(ii, jj, cost, a, b):
     """min Σ γ cost over plans on the edges (ii, jj) only: POT's network simplex on a sparse
     cost (no n×m matrix, no priced-out pairs, float-exact). None if POT does not reach
     optimality (the caller falls back to the per-component solvers)."""
+    from ot.lp import emd_wrap
+
+    if not hasattr(emd_wrap, "emd_c_sparse"):  # POT < 0.9.6 has no sparse network simplex
+        return None
     R, ri = np.unique(ii, return_inverse=True)
     C, ci = np.unique(jj, return_inverse=True)
     aa, bb = a[R], b[C]

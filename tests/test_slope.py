@@ -208,7 +208,7 @@ def test_minmove_relu_flow_slides_on_a_kink_and_only_the_metric_slope_closes_the
     V = make_loss(RELU, 0, "ce")
     metric_err, ae_err = [], []
     for tau in (0.005, 0.0025):
-        res = wflow.solve_flow(V, x0, 0.6, tau, norm="linf", scheme="minmove")
+        res = wflow.solve_flow(V, x0, 0.3, tau, norm="linf", scheme="minmove")
         z1 = res.positions[-1] @ W1[:, 0] + B1[0]
         assert np.all(np.abs(z1) <= 1e-12)  # sliding on the kink at T
         dt = np.diff(res.times)

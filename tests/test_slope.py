@@ -152,12 +152,14 @@ def test_closed_form_agrees_with_brute_force_direction_search(norm):
 def test_screen_and_probe_jumps():
     V = make_loss(RELU, 0, "ce")
     # on a kink the probes at ±(δ/2)e_i cross it: the jump is |ψ'a₁|‖w₁‖_* up to curvature
-    J, lip = gradient_jump(V, ON_KINK[:1], "linf", 1e-6)
+    J, lip = gradient_jump(V, ON_KINK[:1], 1e-6, "linf")
     psi1 = expit(np.maximum(ON_KINK[0] @ W1 + B1, 0) @ A2 + C2)
     assert J[0] == pytest.approx(psi1 * A2[0] * as_norm("linf").dual(W1[:, 0]), rel=1e-5)
     assert lip[0] >= J[0] - 1e-12
     # off the kinks the gradient is constant on the piece up to the loss curvature
-    J2, _ = gradient_jump(V, OFF_KINK, "linf", 1e-6)
+    J2, _ = gradient_jump(V, OFF_KINK, 1e-6, "linf")
+    with pytest.raises(ValueError, match="radius"):
+        gradient_jump(V, OFF_KINK, -1.0)
     assert np.all(J2 <= 0.25 * lipschitz_f("linf") ** 2 * 1e-6 * 1.0001)
 
 

@@ -165,14 +165,16 @@ def slope_is_exact(potential, X: ArrayLike) -> bool:
     return potential._subdifferential_box(potential._prepare(X)[0]) is not None
 
 
-def gradient_jump(potential, X: ArrayLike, norm: str | float | Norm = "linf", radius: float = 0.0,
+def gradient_jump(potential, X: ArrayLike, radius: float, norm: str | float | Norm = "linf", *,
                   grad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(J, Lip): J = max_i ‖∇V(x ± r e_i) − ∇V(x)‖_* over the 2d probes, Lip the largest ‖∇V‖_* seen.
 
-    Each probe is one full block (per-row data stays aligned with the rows). Shapes (n,).
+    X is (n, d), r = ``radius`` ≥ 0; ``grad`` is ∇V(X) if already known. Each probe is one full
+    block (per-row data stays aligned with the rows). Shapes (n,).
     """
+    radius = real(radius, "radius", low=0.0)
     nrm = as_norm(norm)
-    A = np.asarray(X, dtype=float)
+    A = as_points(X, "X")
     n, d = A.shape
     g = np.asarray(potential.grad(A), dtype=float) if grad is None else grad
     jump, lip = np.zeros(n), nrm.dual(g)
@@ -198,7 +200,7 @@ def _metric_slope(V, X: np.ndarray, nrm: Norm, curvature: float) -> tuple[np.nda
     g = np.asarray(V.grad(X), dtype=float)
     gn = nrm.dual(g)
     # screen: 2d probe gradients at x ± (δ/2) e_i
-    jump, lip = gradient_jump(V, X, nrm, 0.5 * delta, grad=g)
+    jump, lip = gradient_jump(V, X, 0.5 * delta, nrm, grad=g)
     kink = jump > KINK_RTOL * (1.0 + gn)
     S, B = gn.copy(), jump.copy()
     if not kink.any():

@@ -195,7 +195,7 @@ def segment_analysis(eta: CurveMeasure, potential=None, norm=None) -> dict:
     est = np.zeros_like(D)
     if not all(slope_is_exact(potential, U[:, j]) for j in range(K1)):
         rho = 0.5 * np.minimum(np.r_[h, h[-1]], np.r_[h[0], h])
-        J = np.stack([gradient_jump(potential, U[:, j], _norm_arg(p), rho[j], grad=G[:, j])[0]
+        J = np.stack([gradient_jump(potential, U[:, j], rho[j], _norm_arg(p), grad=G[:, j])[0]
                       for j in range(K1)], axis=1)
         Bs = Bs + J
         curv = 0.5 * L * slope_radius(U, _norm_arg(p))

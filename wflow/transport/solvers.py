@@ -272,9 +272,11 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
     """Exact bottleneck assignment of two equal-size point sets. Returns (value, perm, info).
 
     Threshold tests run on a sparse subgraph H ⊆ G_t (k nearest neighbours, the warm-start
-    matching, edges added on demand). A perfect matching in H certifies t; a Hall violator A
-    of H whose bound t_A exceeds t certifies infeasibility; otherwise all G_t-edges at A are
-    added to H and the test is repeated (finitely often: H only grows).
+    matching, edges added on demand), augmented by one max-flow whose minimum cut is the Hall
+    violator A of H. A perfect matching in H certifies t; a bound t_A > t certifies
+    infeasibility; otherwise the alternating search continues inside G_t (KD-tree / dense
+    modes: one pass can certify infeasibility) and its edges plus G_t-edges at A are added to
+    H, and the test is repeated (finitely often: H only grows). ``docs/transport.md``.
     """
     n = len(X)
     E = Geometry(X, Y, q) if geom is None else geom

@@ -13,7 +13,7 @@ import pytest
 from scipy.special import ndtr
 
 import wflow
-from wflow._fp import cap_steps, exceeds, inner_box, round_down
+from wflow._fp import cap_steps, exceeds, inner_box, one_ulp_toward, round_down
 from wflow.adversarial import MLP, fgsm, ifgsm, load_model, make_loss, train
 from wflow.adversarial import mlp as mlp_mod
 from wflow.adversarial.mlp import _gelu32
@@ -113,7 +113,7 @@ def test_float32_ifgsm_hot_path_holds_only_float32(name, loss):
     assert tr.bad == []
     # the tracer really looked at the hot path
     expect = {"run_block", "step", "_sign_step", "cap_steps", "project", "_grad_into", "_logits_and_grad",
-              "_hidden", "_act_and_deriv_inplace", "_dloss", "_workspace"}
+              "_block_forward", "_dloss", "_workspace"}
     if name.endswith("gelu"):
         expect.add("_gelu32")
     assert expect <= tr.functions and tr.seen > 200
@@ -232,6 +232,23 @@ def test_fp_helpers_against_rational_arithmetic():
         raw = exact_violations(Y, c, float(tau))
         cap_steps(c, Y, tau)
         assert exact_violations(Y, c, float(tau)) == 0 and (raw > 0 or dtype == np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_ulp_toward_is_nextafter_bit_for_bit(dtype):
+    """The integer-arithmetic ulp step (cap_steps' fix-up) equals numpy.nextafter on the mask,
+    across signs, zero crossings, subnormals and huge values, and leaves the rest untouched."""
+    rng = np.random.default_rng(11)
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    for scale in (3 * tiny, 1e-3, 1.0, 1e30):
+        Y = (rng.normal(size=20_000) * scale).astype(dtype)
+        X = (Y + rng.normal(size=Y.size) * scale).astype(dtype)
+        X[:500], X[500:1000] = -Y[:500], 0.0  # crossing zero, and toward zero
+        mask = (rng.random(Y.size) < 0.5) & (Y != 0) & (X != Y)
+        ref = np.where(mask, np.nextafter(Y, X), Y)
+        got = one_ulp_toward(Y.copy(), X, mask)
+        np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8))
+        assert mask.any() and np.any(got != Y)
 
 
 # ------------------------------------------------------------------------------------------

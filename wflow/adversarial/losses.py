@@ -163,7 +163,8 @@ class LossPotential(Potential):
             out[...] = self._value_and_grad(X)[1]
             return out
         if self.multiclass:
-            self.model._value_and_input_grad(X, np.broadcast_to(y, (len(X),)), self._loss_and_dloss, out)
+            self.model._value_and_input_grad(X, y if y.ndim else np.broadcast_to(y, (len(X),)),
+                                             self._loss_and_dloss, out)
             out *= self.scale
             return out
         z = self.model._logits_and_grad(X, out)[0]
@@ -218,7 +219,8 @@ class CrossEntropyLoss(LossPotential):
 
 
 def _onehot_rows(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.arange(len(z)), np.broadcast_to(np.asarray(y, dtype=np.int64), (len(z),))
+    y = np.asarray(y, dtype=np.int64)
+    return np.arange(len(z)), (y if y.shape == (len(z),) else np.broadcast_to(y, (len(z),)))
 
 
 class SoftmaxCrossEntropyLoss(LossPotential):

@@ -87,3 +87,16 @@ def test_inner_flow_fast_path_is_ifgsm_bit_for_bit(dtype):
             got = linf_flow_steps(make_loss(m, y, loss), X, 0.1, 0.1 / steps, steps)
             assert got.dtype == dtype and np.array_equal(got, ref)
             assert np.all(np.abs(got - X.astype(dtype)) <= 0.1) and np.any(got != X.astype(dtype))
+
+
+def test_training_submodule_does_not_shadow_train():
+    """The Adam loop lives in wflow.adversarial.training: importing it (before or after the
+    package-level name) leaves wflow.adversarial.train the function."""
+    import importlib
+
+    import wflow.adversarial as wa
+
+    mod = importlib.import_module("wflow.adversarial.training")
+    assert wa.train is mod.train and callable(wa.train)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("wflow.adversarial.train")

@@ -179,7 +179,7 @@ def _act_inplace(name: str, s: np.ndarray, ws: dict | None = None) -> np.ndarray
     if s.dtype == np.float32:
         _gelu32_kernel(s, None, _scratch(ws, s, "t"), _scratch(ws, s, "q"))
         return s
-    s *= ndtr(s)  # s Φ(s)
+    s *= ndtr(s, out=_scratch(ws, s, "q"))  # s Φ(s)
     return s
 
 
@@ -206,7 +206,9 @@ def _act_and_deriv_inplace(name: str, s: np.ndarray, d: np.ndarray | None = None
     if s.dtype == np.float32:
         _gelu32_kernel(s, d, _scratch(ws, s, "t"), _scratch(ws, s, "q"))
         return s, d
-    cdf = ndtr(s)  # Φ(s) = ½(1 + erf(s/√2)) in one pass (and accurate in the lower tail)
+    # Φ(s) = ½(1 + erf(s/√2)) in one pass (and accurate in the lower tail), into a reused
+    # scratch array: a fresh (1024, 20) float64 result is a 160 KiB mmap (+20 % time)
+    cdf = ndtr(s, out=_scratch(ws, s, "q"))
     np.multiply(s, s, out=d)
     d *= -0.5
     np.exp(d, out=d)
@@ -455,9 +457,9 @@ class MLP:
             elif f32:
                 _gelu32_kernel(s, D[i] if derivs else None, *TQ[i])
             elif derivs:
-                _act_and_deriv_inplace("gelu", s, D[i])
+                _act_and_deriv_inplace("gelu", s, D[i], ws)
             else:
-                _act_inplace("gelu", s)
+                _act_inplace("gelu", s, ws)
             h = s
         return h
 

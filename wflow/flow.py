@@ -24,6 +24,7 @@ from .memory import check_memory
 from .norms import Norm, as_norm
 from .potentials import FromCallables, Potential
 from .schemes import make_scheme
+from .slope import metric_slope
 from .steps import BALL_ATOL, Ball, StepInfo
 
 __all__ = ["solve_flow", "FlowResult", "time_grid", "check_flow_memory"]
@@ -154,13 +155,17 @@ class FlowResult:
 
     @property
     def slopes(self) -> np.ndarray:
-        """‖∇V(x_i(t_k))‖_*, shape (K+1, n) (the metric slope of V at each particle)."""
+        """Metric slope |∂V|(x_i(t_k)), shape (K+1, n) (:func:`wflow.slope.metric_slope`).
+
+        ‖∇V‖_* for C¹ V; exact on kinks of potentials that know their subdifferential; estimated
+        by a small minimizing-movement step on other kinks (ReLU networks). Computed on first use.
+        """
         if "slopes" not in self._cache:
-            V = self.potential
-            if getattr(V, "smooth", True):
+            if getattr(self.potential, "smooth", True):
                 self._cache["slopes"] = self.norm.dual(self._per_time("grad"))
-            else:  # kinks: the metric slope (min-norm subgradient), where V knows its subdifferential
-                self._cache["slopes"] = np.stack([np.asarray(V.slope(X, self.norm)) for X in self.positions])
+            else:  # one vectorized call per stored time (per-particle potentials see aligned rows)
+                self._cache["slopes"] = np.stack([metric_slope(self.potential, X, self.norm)
+                                                  for X in self.positions])
         return self._cache["slopes"]
 
     def energy_curve(self) -> np.ndarray:
@@ -168,7 +173,7 @@ class FlowResult:
         return self.energies @ self.weights
 
     def slope_curve(self) -> np.ndarray:
-        """|∂𝓔|(μ_t) = Σ_i w_i ‖∇V(x_i(t))‖_* at the stored times, shape (K+1,)."""
+        """|∂𝓔|(μ_t) = Σ_i w_i |∂V|(x_i(t)) at the stored times, shape (K+1,)."""
         return self.slopes @ self.weights
 
     # -- interpolation --------------------------------------------------------------------

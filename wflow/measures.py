@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike
 
 from .norms import Norm, as_norm
 from .potentials import PotentialLike
+from .slope import metric_slope
 
 __all__ = ["ParticleMeasure", "as_measure", "probability_weights"]
 
@@ -139,8 +140,11 @@ class ParticleMeasure:
         return float(self.weights @ potential.value(self.points))
 
     def slope(self, potential: PotentialLike, norm: str | float | Norm = "linf") -> float:
-        """W∞-slope of the potential energy, |∂𝓔|(μ) = ∫ ‖∇V‖_* dμ = Σ_i w_i ‖∇V(x_i)‖_*."""
-        return float(self.weights @ as_norm(norm).dual(potential.grad(self.points)))
+        """W∞-slope of the potential energy, |∂𝓔|(μ) = ∫ |∂V| dμ = Σ_i w_i |∂V|(x_i).
+
+        |∂V| is the metric slope (:func:`wflow.slope.metric_slope`): ‖∇V‖_* for C¹ V.
+        """
+        return float(self.weights @ metric_slope(potential, self.points, as_norm(norm)))
 
 
 def as_measure(mu: ParticleMeasure | ArrayLike, name: str = "mu") -> ParticleMeasure:

@@ -97,15 +97,15 @@ class Potential:
 
         C¹ V: ‖∇V(x)‖_*. Where the subdifferential is a box ∏[lo_i, hi_i] (C¹ parts plus
         :class:`AbsSum` terms with non-negative scales): min over it of the dual norm, attained
-        coordinatewise at clip(0, lo, hi) for every ℓq norm. Other non-smooth potentials:
-        ``None`` here; :func:`wflow.verify.metric_slope` then estimates it by a small
+        coordinatewise at clip(0, lo, hi) for every ℓq norm. Other non-smooth potentials raise
+        here; :func:`wflow.slope.metric_slope` estimates their slope by a small
         minimizing-movement step (``docs/verification.md`` §8).
         """
         A, single = self._prepare(X)
         box = self._subdifferential_box(A)
         if box is None:
             raise ValueError(f"{type(self).__name__} does not know its subdifferential; "
-                             "use wflow.verify.metric_slope (estimates it)")
+                             "use wflow.slope.metric_slope (estimates it)")
         s = as_norm(norm).dual(np.clip(0.0, box[0], box[1]))
         return s[0] if single else s
 

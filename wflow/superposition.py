@@ -29,6 +29,7 @@ from .flow import FlowResult
 from .measures import ParticleMeasure, as_measure, probability_weights
 from .norms import Norm, as_norm
 from .potentials import PotentialLike
+from .slope import metric_slope
 from .transport import optimal_coupling
 from .transport.result import fit_marginals
 
@@ -312,12 +313,7 @@ class CurveMeasure:
         # one vectorized call per grid time (rows = curves), so a potential carrying one datum
         # per particle (an attack loss with its labels) sees its rows aligned with the curves
         vals = np.stack([np.asarray(potential.value(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
-        if getattr(potential, "smooth", True):
-            slopes = np.stack([nrm.dual(np.asarray(potential.grad(U[:, j]), dtype=float))
-                               for j in range(U.shape[1])], axis=1)
-        else:  # kinks: the metric slope (min-norm subgradient) of a potential that knows it
-            slopes = np.stack([np.asarray(potential.slope(U[:, j], nrm), dtype=float)
-                               for j in range(U.shape[1])], axis=1)
+        slopes = np.stack([metric_slope(potential, U[:, j], nrm) for j in range(U.shape[1])], axis=1)
         return grid, vals, cumulative_trapezoid(slopes, grid, axis=-1, initial=0.0)
 
     def dissipation_defect(self, potential: PotentialLike, norm: str | float | Norm | None = None, *,

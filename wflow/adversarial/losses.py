@@ -64,6 +64,8 @@ class LossPotential(Potential):
             y = model.predict(x)
         self._y = self._labels(y)
         self.scale = float(scale)
+        # ReLU: kinks on {pre-activation = 0}; slopes are then metric slopes (wflow.slope)
+        self.smooth = getattr(model, "activation", None) != "relu"
 
     def _labels(self, y) -> np.ndarray:
         k = self.n_classes

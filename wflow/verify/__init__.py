@@ -4,6 +4,7 @@ See ``docs/verification.md`` for the statements, the derivation of every default
 the mutation catalogue that shows each check can fail.
 """
 
+from ..slope import metric_slope  # the core definition (wflow.slope), re-exported
 from .adversarial import check_minmove_step_is_worst_case, measure_attack_gap
 from .checks import (
     TOLERANCE_NAMES,
@@ -14,7 +15,6 @@ from .checks import (
     check_marginals,
     check_maximal_slope_mass,
     check_snapshot_lipschitz,
-    metric_slope,
     segment_analysis,
     verify_characterization,
 )

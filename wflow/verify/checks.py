@@ -22,9 +22,9 @@ import numpy as np
 
 from .._validation import real
 from ..measures import ParticleMeasure, as_measure
-from ..minmove import minmove_step
 from ..norms import dual_norm, norm_name, parse_norm
 from ..norms import norm as _norm
+from ..slope import gradient_jump, metric_slope, slope_is_exact, slope_radius
 from ..superposition import CurveMeasure, as_times, superpose, superpose_snapshots, worst_increase
 from ..transport import winf
 from .report import CheckReport
@@ -104,26 +104,6 @@ def _norm_arg(p: float):
     return norm_name(p) if p in (1.0, 2.0, np.inf) else p
 
 
-def metric_slope(potential, X, norm="linf") -> np.ndarray:
-    """Metric slope |∂V|(x) for the rows of X, shape (n,).
-
-    C¹ potentials (and objects with only ``value``/``grad``): ‖∇V‖_*. Non-smooth potentials
-    that know their subdifferential: ``potential.slope`` (exact). Other non-smooth ones: a
-    minimizing-movement step of radius δ = 1e-6 (1 + ‖x‖), (V(x) − V(x_δ))⁺/δ, which is the
-    slope up to O(δ) (``docs/verification.md`` §8).
-    """
-    p = parse_norm(norm, name="norm")
-    X = np.asarray(X, dtype=float)
-    if getattr(potential, "smooth", True) or not callable(getattr(potential, "slope", None)):
-        return dual_norm(np.asarray(potential.grad(X), dtype=float), p)
-    try:
-        return np.asarray(potential.slope(X, p), dtype=float)
-    except ValueError:
-        delta = 1e-6 * (1.0 + float(_norm(X, p).max()))
-        step = minmove_step(potential, X, delta, norm=p, inner="local").x
-        return np.maximum(potential.value(X) - potential.value(step), 0.0) / delta
-
-
 def _per_time(f, U):
     """f applied to U[:, j] for every j (rows = curves), stacked to (m, J[, ...])."""
     return np.stack([np.asarray(f(U[:, j]), dtype=float) for j in range(U.shape[1])], axis=1)
@@ -160,13 +140,17 @@ def segment_analysis(eta: CurveMeasure, potential=None, norm=None) -> dict:
       chain rule), ρ_V = 8(d + 1) ε (|V_k| + |V_{k+1}| + h(S_k + S_{k+1})) (evaluation
       round-off) and S_res = L̂ (d + 2) ε X + √(2 L̂ ε_V) the slope resolution of a point
       located by energy comparisons (L̂ the curve's largest secant ‖Δ∇V‖_*/‖Δu‖, X its largest
-      ‖u‖, ε_V = 8(d + 1) ε max|V| on the curve). Derivations: ``docs/verification.md`` §3.
+      ‖u‖, ε_V = 8(d + 1) ε max|V| on the curve). Where the slope is estimated
+      (:func:`wflow.slope.metric_slope`, non-smooth V without a known subdifferential) the
+      tolerance adds h((B_k + J_k + B_{k+1} + J_{k+1})/2 + L̂δ/2), B the estimate's accuracy
+      bound, δ its step radius and J_k the jump of ∇V among probes u_k ± ρ_k e_i,
+      ρ_k = min(h_{k−1}, h_k)/2. Derivations: ``docs/verification.md`` §3 and §8.
 
     Returns
     -------
     dict of arrays: ``h`` (K,), ``speed``, ``speed_tol`` (m, K), and with a potential
-    ``defect``, ``defect_tol``, ``osc_term``, ``quad_term``, ``floor_term`` (m, K), ``energies``,
-    ``slopes`` (m, K+1), ``lipschitz_grad`` (m,).
+    ``defect``, ``defect_tol``, ``osc_term``, ``quad_term``, ``floor_term``, ``slope_term`` (m, K),
+    ``energies``, ``slopes``, ``slope_bound`` (m, K+1), ``lipschitz_grad`` (m,).
     """
     p = eta.norm.p if norm is None else parse_norm(norm, name="norm")
     U, t = eta.curves, eta.times
@@ -183,7 +167,9 @@ def segment_analysis(eta: CurveMeasure, potential=None, norm=None) -> dict:
     _check_potential(potential)
     Vv = _per_time(potential.value, U)
     G = _per_time(potential.grad, U)
-    S = _per_time(lambda X: metric_slope(potential, X, p), U)
+    SB = [metric_slope(potential, U[:, j], _norm_arg(p), return_bound=True) for j in range(K1)]
+    S = np.stack([s for s, _ in SB], axis=1)
+    Bs = np.stack([b for _, b in SB], axis=1)  # accuracy bound of the slope (0 where exact), §8
     Um = 0.5 * (U[:, 1:] + U[:, :-1])
     Gm = _per_time(potential.grad, Um)
     v = dU / h[None, :, None]
@@ -203,14 +189,26 @@ def segment_analysis(eta: CurveMeasure, potential=None, norm=None) -> dict:
     eps_v = 8 * (d + 1) * EPS * np.abs(Vv).max(axis=1)
     s_res = L * (d + 2) * EPS * X + np.sqrt(2.0 * L * eps_v)
     floor = rho_v + h[None] * s_res[:, None]
-    out.update(defect=D, defect_tol=2.0 * h[None] * osc + quad + floor, osc_term=2.0 * h[None] * osc,
-               quad_term=quad, floor_term=floor, energies=Vv, slopes=S, lipschitz_grad=L)
+    # estimated slopes (§8): D uses h(S_k + S_{k+1})/2, each S within B (+ L̂δ/2, the step's
+    # curvature), and, since |∂V| jumps at kinks, within the gradient jump J_k among probes at
+    # distance ρ_k = min(h_{k−1}, h_k)/2 of u_k (a sliding curve is located only to that scale)
+    est = np.zeros_like(D)
+    if not all(slope_is_exact(potential, U[:, j]) for j in range(K1)):
+        rho = 0.5 * np.minimum(np.r_[h, h[-1]], np.r_[h[0], h])
+        J = np.stack([gradient_jump(potential, U[:, j], rho[j], _norm_arg(p), grad=G[:, j])[0]
+                      for j in range(K1)], axis=1)
+        Bs = Bs + J
+        curv = 0.5 * L * slope_radius(U, _norm_arg(p))
+        est = 0.5 * h[None] * (Bs[:, 1:] + Bs[:, :-1]) + h[None] * curv[:, None]
+    out.update(defect=D, defect_tol=2.0 * h[None] * osc + quad + floor + est, osc_term=2.0 * h[None] * osc,
+               quad_term=quad, floor_term=floor, slope_term=est, energies=Vv, slopes=S, slope_bound=Bs,
+               lipschitz_grad=L)
     return out
 
 
 _SPEED_FORMULA = "1 + ρ_k, ρ_k = (d+2)ε(1 + (‖u_k‖+‖u_{k+1}‖+|t_k|+|t_{k+1}|)/h_k)"
 _DEFECT_FORMULA = ("2h·osc_k(∇V) + (2h/3)|f_k+f_{k+1}−2f_mid| + 8(d+1)ε(|V_k|+|V_{k+1}|+h(S_k+S_{k+1})) "
-                   "+ h(L̂(d+2)εX + √(2L̂ε_V))")
+                   "+ h(L̂(d+2)εX + √(2L̂ε_V)) [+ h((B_k+J_k+B_{k+1}+J_{k+1})/2 + L̂δ/2) where |∂V| is estimated]")
 
 
 def _worst_index(excess):

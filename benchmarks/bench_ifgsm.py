@@ -6,8 +6,10 @@
 All three run the same attack: ℓ = squared error of the sigmoid output to the label predicted at
 the clean input, x_{k+1} = clip(x_k + α sign ∇ℓ(x_k), x − ε, x + ε), ε = 0.1, α = ε/steps.
 
-- ``numpy``: ``wflow.adversarial.ifgsm`` (storing only the final positions, ``stride=steps``) on
-  the float64 model and on ``model.astype(numpy.float32)``; with T threads it runs T block
+- ``numpy``: ``wflow.adversarial.ifgsm`` with the default kernel engine (numba when installed,
+  ``WFLOW_KERNELS=numpy`` for the pure-numpy path; printed in the header), storing only the
+  final positions (``stride=steps``), on the float64 model and on
+  ``model.astype(numpy.float32)``; with T threads it runs T block
   workers (``workers=T``) with single-threaded BLAS (threadpoolctl), so the cores are not
   oversubscribed;
 - ``torch batched``: the same loop written in PyTorch on the CPU over all points at once
@@ -91,8 +93,11 @@ def main(argv=None) -> int:
     D = load_two_moons()
     X, _ = make_two_moons(args.n, 0.15, seed=123)  # n points from the data distribution
     n, steps, alpha = args.n, args.steps, EPS / args.steps
+    from wflow.adversarial.mlp import kernel_engine
+
     print(f"IFGSM, n = {n} points, {steps} steps, ε = {EPS}, α = ε/{steps}; "
-          f"torch {torch.__version__}; numpy {np.__version__}; load average {os.getloadavg()}\n")
+          f"torch {torch.__version__}; numpy {np.__version__}; wflow kernel engine {kernel_engine()}; "
+          f"load average {os.getloadavg()}\n")
     rows = ["| model | variant | time (s), median | per point-step (ns) | wflow / torch (same dtype, threads) |",
             "|---|---|---|---|---|"]
     default_threads = torch.get_num_threads()

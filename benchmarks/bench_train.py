@@ -89,11 +89,13 @@ def main(argv=None) -> int:
 
     import wflow.adversarial as wa
     from wflow.adversarial import mlp_to_torch
+    from wflow.adversarial.mlp import kernel_engine
 
     adv_train = getattr(wa, "adversarial_train", None) if "adversarial_train" in dir(wa) else None
     X, y = digits_train_split()
     print(f"digits train split {X.shape}, batch {args.batch_size}, ε = {args.eps}, {args.steps} inner steps; "
-          f"torch {torch.__version__}; numpy {np.__version__}; load average {os.getloadavg()}")
+          f"torch {torch.__version__}; numpy {np.__version__}; wflow kernel engine {kernel_engine()}; "
+          f"load average {os.getloadavg()}")
     if adv_train is None:
         print("this wflow has no adversarial_train: timing the plain train epoch only")
     default_threads = torch.get_num_threads()

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from wflow.adversarial.data import load_dataset  # noqa: E402
 from wflow.adversarial.mlp import MLP  # noqa: E402
-from wflow.adversarial.train import train  # noqa: E402
+from wflow.adversarial.training import train  # noqa: E402
 
 LAYERS = (64, 64, 64, 10)
 TRAINING = {"loss": "ce", "epochs": 60, "batch_size": 32, "lr": 2e-3, "seed": 0}

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from wflow.adversarial.data import DATA_PATH, TWO_MOONS_SETTINGS, make_two_moons  # noqa: E402
 from wflow.adversarial.mlp import MLP, model_path  # noqa: E402
-from wflow.adversarial.train import train  # noqa: E402
+from wflow.adversarial.training import train  # noqa: E402
 
 TRAINING = {"loss": "mse", "epochs": 200, "batch_size": 64, "lr": 3e-3, "seed": 0}
 INIT_SEED = 0

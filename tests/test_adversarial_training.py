@@ -66,3 +66,37 @@ def test_bad_input(moons):
         adversarial_train(object(), moons.X_train, moons.y_train, 0.1)
     with pytest.raises(ValueError, match="X"):
         adversarial_train(m0, np.zeros((5, 3)), np.zeros(5), 0.1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inner_flow_fast_path_is_ifgsm_bit_for_bit(dtype):
+    """adversarial_train's inner ℓ∞ flow (linf_flow_steps, no per-batch validation or result
+    objects) lands exactly where the public ifgsm does: k-class and binary models, odd and even
+    step counts, and several particle blocks of the flow solver (d = 64: 1024 rows per block
+    in float32, 512 in float64)."""
+    from wflow.adversarial import MLP, ifgsm, make_loss
+    from wflow.adversarial.attacks import linf_flow_steps
+
+    rng = np.random.default_rng(3)
+    X = rng.random((1100 if dtype == np.float64 else 2100, 64))
+    for sizes, loss in (((64, 24, 10), "ce"), ((64, 24, 1), "mse")):
+        m = MLP.init(sizes, "gelu", seed=1, dtype=dtype)
+        y = m.predict(X)
+        for steps in (1, 4):
+            ref = ifgsm(m, X, y, 0.1, 0.1 / steps, steps, loss=loss).x_adv
+            got = linf_flow_steps(make_loss(m, y, loss), X, 0.1, 0.1 / steps, steps)
+            assert got.dtype == dtype and np.array_equal(got, ref)
+            assert np.all(np.abs(got - X.astype(dtype)) <= 0.1) and np.any(got != X.astype(dtype))
+
+
+def test_training_submodule_does_not_shadow_train():
+    """The Adam loop lives in wflow.adversarial.training: importing it (before or after the
+    package-level name) leaves wflow.adversarial.train the function."""
+    import importlib
+
+    import wflow.adversarial as wa
+
+    mod = importlib.import_module("wflow.adversarial.training")
+    assert wa.train is mod.train and callable(wa.train)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("wflow.adversarial.train")

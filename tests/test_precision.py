@@ -13,7 +13,7 @@ import pytest
 from scipy.special import ndtr
 
 import wflow
-from wflow._fp import cap_steps, exceeds, inner_box, round_down
+from wflow._fp import cap_steps, exceeds, inner_box, one_ulp_toward, round_down
 from wflow.adversarial import MLP, fgsm, ifgsm, load_model, make_loss, train
 from wflow.adversarial import mlp as mlp_mod
 from wflow.adversarial.mlp import _gelu32
@@ -102,24 +102,38 @@ def two_moons_points(n, seed=0):
     return X
 
 
+HAVE_NUMBA = mlp_mod._numba_kernels() is not None
+ENGINES = ["numpy"] + (["numba"] if HAVE_NUMBA else [])
+
+
+@pytest.fixture
+def engine_reset():
+    yield
+    mlp_mod.kernel_engine("auto")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["two_moons_relu", "two_moons_gelu"])
 @pytest.mark.parametrize("loss", ["mse", "ce"])
-def test_float32_ifgsm_hot_path_holds_only_float32(name, loss):
+def test_float32_ifgsm_hot_path_holds_only_float32(name, loss, engine, engine_reset):
+    mlp_mod.kernel_engine(engine)
     m = load_model(name).astype(np.float32)
     X = two_moons_points(300)
     tr = DtypeTracer(np.float32)
     xa = tr.run(lambda: ifgsm(m, X, None, 0.1, 0.02, 3, loss=loss, workers=1)).x_adv
     assert xa.dtype == np.float32
     assert tr.bad == []
-    # the tracer really looked at the hot path
+    # the tracer really looked at the hot path (numba kernels are opaque: their arguments are
+    # the float32 locals of _block_forward)
     expect = {"run_block", "step", "_sign_step", "cap_steps", "project", "_grad_into", "_logits_and_grad",
-              "_hidden", "_act_and_deriv_inplace", "_dloss", "_workspace"}
-    if name.endswith("gelu"):
+              "_block_forward", "_dloss", "_workspace"}
+    if name.endswith("gelu") and engine == "numpy":
         expect.add("_gelu32")
     assert expect <= tr.functions and tr.seen > 200
 
 
-def test_float32_multiclass_flow_holds_only_float32():
+def test_float32_multiclass_flow_holds_only_float32(engine_reset):
+    mlp_mod.kernel_engine("numpy")
     m = MLP.init((3, 12, 12, 4), "gelu", seed=0, dtype=np.float32)
     X = np.random.default_rng(0).normal(size=(100, 3))
     tr = DtypeTracer(np.float32)
@@ -127,8 +141,9 @@ def test_float32_multiclass_flow_holds_only_float32():
     assert tr.bad == [] and {"_value_and_input_grad", "_loss_and_dloss", "_gelu32"} <= tr.functions
 
 
-def test_dtype_tracer_catches_upcasts(monkeypatch):
+def test_dtype_tracer_catches_upcasts(monkeypatch, engine_reset):
     """Mutants: a sigmoid that computes in float64, and a float64 constant in the GELU kernel."""
+    mlp_mod.kernel_engine("numpy")
     m = load_model("two_moons_gelu").astype(np.float32)
     X = two_moons_points(50)
 
@@ -234,6 +249,23 @@ def test_fp_helpers_against_rational_arithmetic():
         assert exact_violations(Y, c, float(tau)) == 0 and (raw > 0 or dtype == np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_ulp_toward_is_nextafter_bit_for_bit(dtype):
+    """The integer-arithmetic ulp step (cap_steps' fix-up) equals numpy.nextafter on the mask,
+    across signs, zero crossings, subnormals and huge values, and leaves the rest untouched."""
+    rng = np.random.default_rng(11)
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    for scale in (3 * tiny, 1e-3, 1.0, 1e30):
+        Y = (rng.normal(size=20_000) * scale).astype(dtype)
+        X = (Y + rng.normal(size=Y.size) * scale).astype(dtype)
+        X[:500], X[500:1000] = -Y[:500], 0.0  # crossing zero, and toward zero
+        mask = (rng.random(Y.size) < 0.5) & (Y != 0) & (X != Y)
+        ref = np.where(mask, np.nextafter(Y, X), Y)
+        got = one_ulp_toward(Y.copy(), X, mask)
+        np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8))
+        assert mask.any() and np.any(got != Y)
+
+
 # ------------------------------------------------------------------------------------------
 # float32 ≈ float64 within derived bounds
 # ------------------------------------------------------------------------------------------
@@ -261,6 +293,63 @@ def test_gelu32_phi_and_derivative_within_derived_bound():
     a2 = s.copy()
     _gelu32(a2, None, np.empty_like(s), np.empty_like(s))
     np.testing.assert_array_equal(a2, a)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed (extra wflow[numba])")
+def test_numba_kernels_within_the_same_bounds_and_relu_bit_identical(engine_reset):
+    """The numba engine: fused GELU (same formulas, Cephes expf ≤ 2 ulp, FMA contraction only
+    removes roundings) inside the numpy kernel's derived bounds; fused bias + ReLU and the whole
+    ReLU/float64 gradients bit-identical to the numpy path."""
+    from wflow.adversarial import _numba as nb
+
+    s = np.linspace(-9.0, 9.0, 400_001).astype(np.float32)
+    s64 = s.astype(np.float64)
+    phi = ndtr(s64)
+    dref = phi + s64 * np.exp(-0.5 * s64 * s64) / np.sqrt(2 * np.pi)
+    b = np.linspace(-0.5, 0.5, s.size).astype(np.float32)
+    for kernel, shift in ((lambda a, d: nb.gelu32_and_deriv(a, d), 0.0),
+                          (lambda a, d: nb.bias_gelu32(a, -b, d), b)):
+        a, d = (s + shift).astype(np.float32), np.empty_like(s)
+        kernel(a, d)
+        assert np.all(np.abs(a - s64 * phi) <= np.abs(s64) * PHI_TOL + U32 * np.abs(s64 * phi))
+        assert np.all(np.abs(d - dref) <= DERIV_TOL + U32 * np.abs(dref))
+    a2 = s.copy()
+    nb.gelu32(a2)
+    a3 = (s + b).astype(np.float32)
+    nb.bias_gelu32_forward(a3, -b)
+    a = s.copy()
+    nb.gelu32_and_deriv(a, np.empty_like(s))
+    np.testing.assert_array_equal(a2, a)
+    assert np.all(np.abs(a3 - s64 * phi) <= np.abs(s64) * PHI_TOL + 2 * U32 * np.abs(s64 * phi))
+    # the bound is tight enough to see a 5e-4 relative error in a′ (a wrong coefficient)
+    d = np.empty_like(s)
+    nb.gelu32_and_deriv(s.copy(), d)
+    assert not np.all(np.abs(d * np.float32(1.0005) - dref) <= DERIV_TOL + U32 * np.abs(dref))
+    X = two_moons_points(3000, seed=4)
+    for name, dt in (("two_moons_relu", np.float32), ("two_moons_relu", np.float64), ("two_moons_gelu", np.float64)):
+        m = load_model(name).astype(dt)
+        mlp_mod.kernel_engine("numpy")
+        z0, g0 = m._logits_and_grad(X.astype(dt))
+        mlp_mod.kernel_engine("numba")
+        z1, g1 = m._logits_and_grad(X.astype(dt))
+        np.testing.assert_array_equal(z0, z1)
+        np.testing.assert_array_equal(g0, g1)
+        np.testing.assert_array_equal(m.logits(X), m.logits(X))
+
+
+def test_kernel_engine_selection(engine_reset, monkeypatch):
+    with pytest.raises(ValueError, match="engine must be one of"):
+        mlp_mod.kernel_engine("cuda")
+    assert mlp_mod.kernel_engine("numpy") == "numpy"
+    assert mlp_mod.kernel_engine("auto") == ("numba" if HAVE_NUMBA else "numpy")
+    monkeypatch.setitem(mlp_mod._engine, "requested", "bogus")
+    monkeypatch.setitem(mlp_mod._engine, "kernels", None)
+    with pytest.raises(ValueError, match="WFLOW_KERNELS"):
+        mlp_mod.kernel_engine()
+    monkeypatch.setitem(mlp_mod._engine, "requested", "auto")
+    if not HAVE_NUMBA:
+        with pytest.raises(ImportError, match="wflow\\[numba\\]"):
+            mlp_mod.kernel_engine("numba")
 
 
 def test_gelu32_mutant_coefficient_is_detected(monkeypatch):

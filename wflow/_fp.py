@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["float_dtype", "dtype_of", "round_down", "exceeds", "inner_box", "cap_steps"]
+__all__ = ["float_dtype", "dtype_of", "round_down", "exceeds", "inner_box", "cap_steps", "one_ulp_toward"]
 
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -114,5 +114,25 @@ def cap_steps(X: np.ndarray, Y: np.ndarray, tau) -> np.ndarray:
         small[small] = exceeds(ys, xs, t) | exceeds(xs, ys, t)
         mask |= small
     if mask.any():
-        np.nextafter(Y, X, out=Y, where=mask)
+        one_ulp_toward(Y, X, mask)
+    return Y
+
+
+_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+
+
+def one_ulp_toward(Y: np.ndarray, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``Y[mask] = nextafter(Y, X)[mask]`` in place, for finite nonzero Y ≠ X on the mask.
+
+    By integer arithmetic on the bit patterns (IEEE sign-magnitude: adding 1 to the integer
+    view moves |y| one ulp up, subtracting 1 one ulp down), in a few SIMD passes;
+    ``numpy.nextafter`` is a scalar libm call (≈ 9 ns per entry, 40× a multiply).
+    """
+    bits = Y.view(_INT[Y.dtype])
+    grow = np.greater(X, Y)  # moving up …
+    np.not_equal(grow, np.signbit(Y), out=grow)  # … grows |y| iff y > 0
+    np.logical_and(grow, mask, out=grow)
+    shrink = np.logical_xor(mask, grow)  # on the mask and not growing
+    delta = np.subtract(grow.view(np.int8), shrink.view(np.int8))  # +1, −1 or 0
+    np.add(bits, delta, out=bits, casting="unsafe")
     return Y

@@ -19,7 +19,7 @@ _LAZY = {
     "MLP": "mlp",
     "load_model": "mlp",
     "fold_batchnorm": "mlp",
-    "train": "train",
+    "train": "training",
     "LossPotential": "losses",
     "SquaredErrorLoss": "losses",
     "CrossEntropyLoss": "losses",

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import as_points, integer, real, rng_from
+from .._validation import integer, real, rng_from
 from ..norms import Norm, as_norm
-from .attacks import fgsm, ifgsm, minmove_attack
-from .losses import loss_class
-from .mlp import MLP, check_labels
+from .attacks import fgsm, ifgsm, linf_flow_steps, minmove_attack
+from .mlp import MLP
+from .training import _Adam, _epoch, _training_data
 
 __all__ = ["adversarial_train", "AdversarialTrainingHistory", "INNER_METHODS"]
 
@@ -131,20 +131,13 @@ def adversarial_train(
     if scheme not in ("euler", "minmove"):
         raise ValueError(f"scheme must be 'euler' or 'minmove', got {scheme!r}")
     net = model.copy() if dtype is None else model.astype(dtype)
-    X = as_points(X, "X", dim=net.dim).astype(net.dtype, copy=False)
-    y = check_labels(y, len(X), name="y", allow_scalar=False, n_classes=net.n_classes)
-    y = y.astype(net.dtype) if net.binary else y.astype(np.int64)
+    X, y, L = _training_data(net, X, y, loss)
     eps = real(eps, "eps", low=0.0)
     nrm = as_norm(norm)
     steps = integer(steps, "steps", low=1)
-    L = loss_class(net, loss)
     epochs = integer(epochs, "epochs", low=0)
     batch_size = integer(batch_size, "batch_size", low=1)
-    lr = real(lr, "lr", low=0.0, strict=True)
-    b1, b2 = (real(b, "betas", low=0.0) for b in betas)
-    if not (b1 < 1 and b2 < 1):
-        raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
-    adam_eps = real(adam_eps, "adam_eps", low=0.0, strict=True)
+    adam = _Adam(net.weights + net.biases, lr, betas, adam_eps)
     rng = rng_from(seed)
     tau = {"flow": eps / steps, "ifgsm": 2.5 * eps / steps, "fgsm": eps, "none": 0.0}[inner]
 
@@ -157,33 +150,15 @@ def adversarial_train(
             return ifgsm(net, Xb, yb, eps, tau, steps, loss=loss, norm=nrm, random_start=True, seed=rng).x_adv
         if scheme == "minmove":
             return minmove_attack(net, Xb, yb, eps, tau, steps, loss=loss, norm=nrm, seed=rng).x_adv
+        if nrm.p == np.inf:  # ifgsm's flow without its per-call validation and results (bit for bit)
+            return linf_flow_steps(L(net, yb), Xb, eps, tau, steps)
         return ifgsm(net, Xb, yb, eps, tau, steps, loss=loss, norm=nrm).x_adv
 
-    params = net.weights + net.biases
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    t = 0
     n = len(X)
     adv_loss, clean_loss, clean_acc, etime = (np.empty(epochs) for _ in range(4))
     for e in range(epochs):
         t0 = time.perf_counter()
-        perm = rng.permutation(n)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            Xb, yb = X[idx], y[idx]
-            Xa = np.asarray(attack(Xb, yb), dtype=net.dtype)
-            fwd = net._forward(Xa)
-            total += float(np.sum(L._loss(fwd[2], yb)))
-            gW, gb = net._param_grads(Xa, L._dloss(fwd[2], yb) / len(idx), fwd)
-            t += 1
-            for p, g, mi, vi in zip(params, gW + gb, m, v):
-                mi *= b1
-                mi += (1 - b1) * g
-                vi *= b2
-                vi += (1 - b2) * g * g
-                p -= lr * (mi / (1 - b1**t)) / (np.sqrt(vi / (1 - b2**t)) + adam_eps)
-            net._refresh()  # the next inner attack must see the updated weights
+        total = _epoch(net, X, y, L, batch_size, rng, adam, attack)
         etime[e] = time.perf_counter() - t0
         adv_loss[e] = total / n
         z = net._logits(X)

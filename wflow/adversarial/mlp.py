@@ -31,7 +31,7 @@ from .._validation import as_points, integer, rng_from
 from ..io import atomic_write
 
 __all__ = ["MLP", "ACTIVATIONS", "DTYPES", "load_model", "fold_batchnorm", "MODEL_NAMES", "model_path",
-           "as_dtype", "softmax", "log_softmax"]
+           "as_dtype", "softmax", "log_softmax", "kernel_engine", "ENGINES"]
 
 ACTIVATIONS = ("relu", "gelu")
 MODEL_NAMES = ("two_moons_relu", "two_moons_gelu", "digits_relu")
@@ -75,46 +75,101 @@ _AS_A = tuple(float(a * np.sqrt(np.pi / 2.0)) for a in
               (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
 
 
+_SIGN32 = np.int32(-(2 ** 31))  # the float32 sign bit, as an int32 mask
+
+
 def _gelu32(s: np.ndarray, d: np.ndarray | None, t: np.ndarray, q: np.ndarray) -> None:
     """Float32 GELU in place: s ← s Φ̃(s), and d ← Φ̃(s) + s φ(s) when d is given.
 
-    ``t`` and ``q`` are scratch arrays shaped like s. |Φ̃ − Φ| ≤ 7.5e-8 + float32 round-off
-    (docs/precision.md); every intermediate is float32.
+    ``t`` and ``q`` are scratch arrays shaped like s (C-contiguous). |Φ̃ − Φ| ≤ 7.5e-8 +
+    float32 round-off (docs/precision.md); every intermediate is float32. 23 numpy passes and
+    one ``exp``: no clamp (e^{−s²/2} underflows to 0 harmlessly), ``divide`` rather than the
+    slower ``reciprocal``, and the sign of Φ(s) − ½ set with integer bit operations (3× faster
+    than ``copysign``).
     """
     e = q if d is None else d
     np.multiply(s, s, out=e)
     e *= -0.5
-    np.maximum(e, -80.0, out=e)  # |s| > 12.6: φ(s) < 1e-35 either way, but no subnormal arithmetic
     np.exp(e, out=e)
     e *= _INV_SQRT_2PI  # φ(s)
     np.abs(s, out=t)
     t *= _AS_P
     t += 1.0
-    np.reciprocal(t, out=t)
+    np.divide(1.0, t, out=t)
     a0, a1, a2, a3, a4 = _AS_A
-    if d is None:  # e lives in q: build the polynomial in t's place
-        u = np.multiply(t, a4)
-        u += a3
-        for c in (a2, a1, a0):
-            u *= t
-            u += c
+    u = np.multiply(t, a4) if d is None else np.multiply(t, a4, out=q)  # (e lives in q then)
+    u += a3
+    for c in (a2, a1, a0):
         u *= t
-        q *= u  # Φ(−|s|)
+        u += c
+    u *= t
+    if d is None:
+        q *= u  # Φ(−|s|) = ½ erfc(|s|/√2) ≤ ½
     else:
-        np.multiply(t, a4, out=q)
-        q += a3
-        for c in (a2, a1, a0):
-            q *= t
-            q += c
-        q *= t
-        q *= e  # Φ(−|s|) = ½ erfc(|s|/√2) ≤ ½
-    np.subtract(0.5, q, out=q)
-    np.copysign(q, s, out=q)
-    q += 0.5  # Φ(s) = ½ ± (½ − Φ(−|s|)) (copysign: no branch; a masked subtract is 6× slower)
+        q *= e
+    np.subtract(0.5, q, out=q)  # ½ − Φ(−|s|) ≥ 0: its sign bit is clear
+    ti, qi = t.view(np.int32), q.view(np.int32)
+    np.bitwise_and(s.view(np.int32), _SIGN32, out=ti)
+    np.bitwise_or(qi, ti, out=qi)  # copysign(½ − Φ(−|s|), s)
+    q += 0.5  # Φ(s) = ½ ± (½ − Φ(−|s|)): no branch, the lower tail without cancellation
     if d is not None:
         d *= s
         d += q
     s *= q
+
+
+#: engines of the float32 GELU kernel (see :func:`kernel_engine`)
+ENGINES = ("auto", "numpy", "numba")
+_engine = {"requested": os.environ.get("WFLOW_KERNELS", "auto"), "kernels": None}
+
+
+def kernel_engine(engine: str | None = None) -> str:
+    """Get (no argument) or set the engine of the float32 GELU kernel; returns the one in use.
+
+    ``"numpy"``: the pass chain :func:`_gelu32` (always available). ``"numba"``: one fused,
+    vectorized loop with the same formulas (``pip install "wflow[numba]"``; ≈ 4× faster on the
+    kernel, docs/precision.md). ``"auto"`` (the default, or the ``WFLOW_KERNELS`` environment
+    variable): numba when importable, else numpy. float64 always uses ``scipy.special.ndtr``.
+    """
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if engine == "numba":
+            _numba_kernels(required=True)
+        _engine["requested"], _engine["kernels"] = engine, None
+    return "numba" if _resolve_kernels() is not False else "numpy"
+
+
+def _numba_kernels(required: bool = False):
+    try:
+        from . import _numba
+    except ImportError as exc:
+        if required:
+            raise ImportError(f"kernel engine 'numba' needs numba: pip install \"wflow[numba]\" ({exc})") from None
+        return None
+    return _numba
+
+
+def _resolve_kernels():
+    """The numba kernel module, or False for numpy (resolved once, at the first float32 GELU)."""
+    k = _engine["kernels"]
+    if k is None:
+        req = _engine["requested"]
+        if req not in ENGINES:
+            raise ValueError(f"WFLOW_KERNELS must be one of {ENGINES}, got {req!r}")
+        k = _engine["kernels"] = (_numba_kernels(req == "numba") or False) if req != "numpy" else False
+    return k
+
+
+def _gelu32_kernel(s: np.ndarray, d: np.ndarray | None, t: np.ndarray, q: np.ndarray) -> None:
+    """Float32 GELU in place (s ← a(s), d ← a′(s) if given) with the selected engine."""
+    k = _resolve_kernels()
+    if k is False or not (s.flags.c_contiguous and (d is None or d.flags.c_contiguous)):
+        _gelu32(s, d, t, q)
+    elif d is None:
+        k.gelu32(s.reshape(-1))
+    else:
+        k.gelu32_and_deriv(s.reshape(-1), d.reshape(-1))
 
 
 def _act_inplace(name: str, s: np.ndarray, ws: dict | None = None) -> np.ndarray:
@@ -122,10 +177,9 @@ def _act_inplace(name: str, s: np.ndarray, ws: dict | None = None) -> np.ndarray
     if name == "relu":
         return np.maximum(s, 0.0, out=s)
     if s.dtype == np.float32:
-        t, q = _scratch(ws, s, "t"), _scratch(ws, s, "q")
-        _gelu32(s, None, t, q)
+        _gelu32_kernel(s, None, _scratch(ws, s, "t"), _scratch(ws, s, "q"))
         return s
-    s *= ndtr(s)  # s Φ(s)
+    s *= ndtr(s, out=_scratch(ws, s, "q"))  # s Φ(s)
     return s
 
 
@@ -150,9 +204,11 @@ def _act_and_deriv_inplace(name: str, s: np.ndarray, d: np.ndarray | None = None
         s *= d
         return s, d
     if s.dtype == np.float32:
-        _gelu32(s, d, _scratch(ws, s, "t"), _scratch(ws, s, "q"))
+        _gelu32_kernel(s, d, _scratch(ws, s, "t"), _scratch(ws, s, "q"))
         return s, d
-    cdf = ndtr(s)  # Φ(s) = ½(1 + erf(s/√2)) in one pass (and accurate in the lower tail)
+    # Φ(s) = ½(1 + erf(s/√2)) in one pass (and accurate in the lower tail), into a reused
+    # scratch array: a fresh (1024, 20) float64 result is a 160 KiB mmap (+20 % time)
+    cdf = ndtr(s, out=_scratch(ws, s, "q"))
     np.multiply(s, s, out=d)
     d *= -0.5
     np.exp(d, out=d)
@@ -176,8 +232,13 @@ def _float_array(z) -> np.ndarray:
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """σ(z) = 1 / (1 + e^{−z}), computed without overflow for large |z| (float32 stays float32)."""
     z = _float_array(z)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    d = e + 1.0
+    np.divide(e, d, out=e)  # σ(−|z|)
+    np.divide(1.0, d, out=d)  # σ(|z|)
+    return np.where(z >= 0, d, e)
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -343,37 +404,63 @@ class MLP:
         return c
 
     def _workspace(self, n: int) -> dict:
-        """This thread's scratch arrays for blocks of ``n`` rows (allocated once, then reused:
-        fresh (n, w) temporaries per layer and step cost page faults and allocator calls)."""
+        """This thread's scratch arrays for blocks of ``n`` ≤ ``BLOCK_ROWS`` rows (allocated once,
+        then reused: fresh (n, w) temporaries per layer and step cost page faults and allocator
+        calls), with the flat views and tile slices the block loop uses."""
         tls = self._tls
         spaces = getattr(tls, "spaces", None)
         if spaces is None:
             spaces = tls.spaces = {}
+        c = self._cache(n)
         ws = spaces.get(n)
-        if ws is None:
+        if ws is None or ws["cache"] is not c:
             if len(spaces) > 4:  # a few block sizes at most (full blocks and remainders)
                 spaces.clear()
             widths = [W.shape[1] for W in self.weights[:-1]]
-            s = [np.empty((n, w), self.dtype) for w in widths]
             # the backward pass reuses the pre-activation buffers (free by then): a smaller
             # working set stays in cache
-            ws = spaces[n] = {"s": s, "d": [np.empty((n, w), self.dtype) for w in widths], "back": s}
+            s = [np.empty((n, w), self.dtype) for w in widths]
+            d = [np.empty((n, w), self.dtype) for w in widths]
+            scratch: dict = {}  # GELU temporaries, shared by layers of equal width
+            for w in widths:
+                if w not in scratch:
+                    scratch[w] = (np.empty((n, w), self.dtype), np.empty((n, w), self.dtype))
+            ws = spaces[n] = {
+                "cache": c, "s": s, "d": d, "back": s,
+                "sflat": [a.reshape(-1) for a in s], "dflat": [a.reshape(-1) for a in d],
+                "btile": [bt[:n * w] for bt, w in zip(c["btile"], widths)],
+                "wtile": c["wtile"][:n * widths[-1]] if widths else None,
+                "tq": [scratch[w] for w in widths],
+            }
         return ws
 
-    def _hidden(self, X: np.ndarray, c: dict, derivs: list | None, ws: dict | None = None):
+    def _block_forward(self, X: np.ndarray, ws: dict, derivs: bool) -> np.ndarray:
+        """Hidden layers of one block (≤ ``BLOCK_ROWS`` rows) in the workspace buffers: returns the
+        last hidden activations; with ``derivs`` also fills ``ws["d"]`` with a′(s_l)."""
+        relu = self.activation == "relu"
+        f32 = self.dtype == np.float32
+        S, D, SF, BT, TQ = ws["s"], ws["d"], ws["sflat"], ws["btile"], ws["tq"]
+        k = _resolve_kernels() if (relu or f32) else False
         h = X
-        for i, (W, bt) in enumerate(zip(self.weights[:-1], c["btile"])):
-            if ws is None:
-                s = h @ W
+        for i, W in enumerate(self.weights[:-1]):
+            s = np.matmul(h, W, out=S[i])
+            if k is not False:  # bias add and activation fused in one loop (numba engine)
+                if relu:
+                    k.bias_relu(SF[i], BT[i], ws["dflat"][i]) if derivs else k.bias_relu_forward(SF[i], BT[i])
+                else:
+                    k.bias_gelu32(SF[i], BT[i], ws["dflat"][i]) if derivs else k.bias_gelu32_forward(SF[i], BT[i])
+                h = s
+                continue
+            SF[i] += BT[i]  # flat add of the tiled bias (a broadcast add is ~3× slower)
+            if relu:  # a′ = 1{s > 0}, then a = s a′ (np.maximum is 2× slower than both)
+                s *= np.greater(s, 0.0, out=D[i])
+            elif f32:
+                _gelu32_kernel(s, D[i] if derivs else None, *TQ[i])
+            elif derivs:
+                _act_and_deriv_inplace("gelu", s, D[i], ws)
             else:
-                s = np.matmul(h, W, out=ws["s"][i])
-            flat = s.reshape(-1)
-            flat += bt[:flat.size]
-            if derivs is None:
-                h = _act_inplace(self.activation, s, ws)
-            else:
-                h, d = _act_and_deriv_inplace(self.activation, s, None if ws is None else ws["d"][i], ws)
-                derivs.append(d)
+                _act_inplace("gelu", s, ws)
+            h = s
         return h
 
     def _out(self, h: np.ndarray) -> np.ndarray:
@@ -385,13 +472,13 @@ class MLP:
         return z
 
     def _logits(self, X: np.ndarray) -> np.ndarray:
-        if len(X) > BLOCK_ROWS:
-            z = np.empty((len(X),) + (() if self.binary else (self.n_outputs,)), dtype=self.dtype)
-            for s in range(0, len(X), BLOCK_ROWS):
-                z[s:s + BLOCK_ROWS] = self._logits(X[s:s + BLOCK_ROWS])
-            return z
-        h = self._hidden(X, self._cache(len(X)), None, self._workspace(len(X)))
-        return self._out(h)
+        n = len(X)
+        z = np.empty((n,) + (() if self.binary else (self.n_outputs,)), dtype=self.dtype)
+        for start in range(0, n, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, n)
+            h = self._block_forward(X[start:stop], self._workspace(stop - start), False)
+            z[start:stop] = self._out(h)
+        return z
 
     def _logits_and_grad(self, X: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Binary model: z (n,) and ∂z/∂x (n, d) (into ``out`` if given) by one forward and one
@@ -399,29 +486,31 @@ class MLP:
         if not self.binary:
             raise ValueError(f"logit gradients ∂z/∂x are for binary models; this model has {self.n_outputs} "
                              "outputs (use logit_grad for the (n, k, d) Jacobian or a loss potential)")
+        n = len(X)
         if out is None:
             out = np.empty(X.shape, dtype=self.dtype)
-        if len(X) > BLOCK_ROWS:
-            z = np.empty(len(X), dtype=self.dtype)
-            for s in range(0, len(X), BLOCK_ROWS):
-                sl = slice(s, s + BLOCK_ROWS)
-                z[sl] = self._logits_and_grad(X[sl], out[sl])[0]
+        z = np.empty(n, dtype=self.dtype)
+        wl, bl = self._wlast, self.biases[-1][0]
+        L = len(self.weights) - 1
+        if L == 0:  # logistic regression: ∂z/∂x = w
+            np.matmul(X, wl, out=z)
+            z += bl
+            out[...] = wl
             return z, out
-        c = self._cache(len(X))
-        ws = self._workspace(len(X))
-        derivs: list = []
-        h = self._hidden(X, c, derivs, ws)
-        z = h @ self._wlast + self.biases[-1][0]
-        if not derivs:
-            out[...] = self._wlast
-            return z, out
-        delta = derivs[-1]  # becomes a'(s_L) ⊙ w_L in place (not needed afterwards)
-        flat = delta.reshape(-1)
-        flat *= c["wtile"][:flat.size]
-        for i in range(len(derivs) - 1, 0, -1):
-            delta = np.matmul(delta, c["WT"][i], out=ws["back"][i - 1])
-            delta *= derivs[i - 1]
-        np.matmul(delta, c["WT"][0], out=out)
+        WT = self._cache(BLOCK_ROWS)["WT"]
+        for start in range(0, n, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, n)
+            ws = self._workspace(stop - start)
+            h = self._block_forward(X[start:stop], ws, True)
+            zb = np.matmul(h, wl, out=z[start:stop])
+            zb += bl
+            D, S = ws["d"], ws["s"]
+            ws["dflat"][L - 1] *= ws["wtile"]  # δ = a′(s_L) ⊙ w_L (flat, with the tiled w_L)
+            delta = D[L - 1]
+            for i in range(L - 1, 0, -1):
+                delta = np.matmul(delta, WT[i], out=S[i - 1])
+                delta *= D[i - 1]
+            np.matmul(delta, WT[0], out=out[start:stop])
         return z, out
 
     def _value_and_input_grad(self, X: np.ndarray, y: np.ndarray, fn,
@@ -435,27 +524,26 @@ class MLP:
         n = len(X)
         if out is None:
             out = np.empty(X.shape, dtype=self.dtype)
-        if n > BLOCK_ROWS:
-            v = np.empty(n, dtype=self.dtype)
-            for s in range(0, n, BLOCK_ROWS):
-                sl = slice(s, s + BLOCK_ROWS)
-                v[sl] = self._value_and_input_grad(X[sl], y[sl], fn, out[sl])[0]
-            return v, out
-        c = self._cache(n)
-        ws = self._workspace(n)
-        derivs: list = []
-        h = self._hidden(X, c, derivs, ws)
-        v, dz = fn(self._out(h), y)
-        dz = dz.astype(self.dtype, copy=False)
-        if not derivs:
-            np.matmul(dz, c["WT"][-1], out=out)
-            return v, out
-        delta = np.matmul(dz, c["WT"][-1], out=ws["back"][-1])
-        for i in range(len(derivs) - 1, 0, -1):
-            delta *= derivs[i]
-            delta = np.matmul(delta, c["WT"][i], out=ws["back"][i - 1])
-        delta *= derivs[0]
-        np.matmul(delta, c["WT"][0], out=out)
+        v = np.empty(n, dtype=self.dtype)
+        WT = self._cache(BLOCK_ROWS)["WT"]
+        L = len(self.weights) - 1
+        for start in range(0, n, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, n)
+            ws = self._workspace(stop - start)
+            h = self._block_forward(X[start:stop], ws, True)
+            vb, dz = fn(self._out(h), y[start:stop])
+            v[start:stop] = vb
+            dz = dz.astype(self.dtype, copy=False)
+            if L == 0:
+                np.matmul(dz, WT[-1], out=out[start:stop])
+                continue
+            D, S = ws["d"], ws["s"]
+            delta = np.matmul(dz, WT[-1], out=S[L - 1])
+            for i in range(L - 1, 0, -1):
+                delta *= D[i]
+                delta = np.matmul(delta, WT[i], out=S[i - 1])
+            delta *= D[0]
+            np.matmul(delta, WT[0], out=out[start:stop])
         return v, out
 
     def logits(self, X) -> np.ndarray:

@@ -3,7 +3,7 @@
     python benchmarks/bench_kernels.py [--repeats 3000]
 
 Times a and a′ with the bias add (what ``MLP._block_forward`` does per hidden layer) for GELU
-in float32 and ReLU in float32/float64; minimum over 7 rounds of ``--repeats`` calls, engines
+and ReLU in float32/float64; minimum over 7 rounds of ``--repeats`` calls, engines
 interleaved. Needs numba (``pip install "wflow[numba]"``).
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wflow.adversarial.mlp import _gelu32  # noqa: E402
+from wflow.adversarial.mlp import _act_and_deriv_inplace, _gelu32  # noqa: E402
 
 
 def best_time(fn, repeats: int) -> float:
@@ -43,6 +43,10 @@ def measure(nb, dt, rng, repeats: int) -> list[str]:
     if dt == np.float32:
         cases["GELU"] = (lambda: (np.copyto(s, h), sf.__iadd__(b), _gelu32(s, d, t, q)),
                          lambda: (np.copyto(s, h), nb.bias_gelu32(sf, b, df)))
+    else:  # numpy engine: scipy.special.ndtr + exp; numba: Cody's erfc, fused
+        ws: dict = {}
+        cases["GELU"] = (lambda: (np.copyto(s, h), sf.__iadd__(b), _act_and_deriv_inplace("gelu", s, d, ws)),
+                         lambda: (np.copyto(s, h), nb.bias_gelu64(sf, b, df)))
     rows = []
     for name, (f_np, f_nb) in cases.items():
         f_nb()  # compile

@@ -123,3 +123,179 @@ def bias_gelu32_forward(s, b):
         x = s[i] + b[i]
         cdf, _ = _phi_parts(x)
         s[i] = x * cdf
+
+
+# -- float64 GELU: Φ by W. J. Cody's rational Chebyshev approximations of erf/erfc -----------
+# (Math. Comp. 23 (1969) 631–637; the coefficients as published in Cody's SPECFUN routine
+# CALERF, "at least 18 significant decimal digits"), evaluated branch-free (docs/precision.md):
+#   y ≤ 0.46875:      erf(y) = y R₁(y²)
+#   0.46875 < y ≤ 4:  erfc(y) = e^{−y²} R₂(y)
+#   y > 4:            erfc(y) = e^{−y²} (1/√π − w⁻¹ R₃(w⁻¹)) / y,  w = y²
+# with y = |s|/√2. e^{−y²} = e^{−s²/2} is computed once from the exact square s² = h + l (FMA)
+# and shared with φ, so the lower tail Φ(−|s|) = ½ erfc(y) keeps its relative accuracy.
+#: (a₀…a₄, b₀…b₃): R₁ = (((a₄w + a₀)w + a₁)w + a₂)w + a₃) / ((((w + b₀)w + b₁)w + b₂)w + b₃)
+CODY_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+CODY_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+#: (c₀…c₈, d₀…d₇): R₂ = (c₈y⁸ + c₀y⁷ + … + c₆y + c₇) / (y⁸ + d₀y⁷ + … + d₆y + d₇)
+CODY_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+CODY_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+#: (p₀…p₅, q₀…q₄): R₃(t) = t (p₅t⁵ + p₀t⁴ + … + p₄) / (t⁵ + q₀t⁴ + … + q₄),  t = 1/y²
+CODY_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+CODY_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+_LN2_HI64 = 6.93147180369123816490e-01  # ln 2 to 32 bits: k · _LN2_HI64 is exact for |k| < 2^21
+_LN2_LO64 = 1.90821492927058770002e-10
+_LOG2E64 = 1.4426950408889634
+_ROUND64 = 6755399441055744.0  # 1.5 · 2^52
+_INV_SQRT_PI = 0.56418958354775628695
+_INV_SQRT2 = 0.70710678118654752440
+_INV_SQRT_2PI64 = 0.39894228040143267794
+_S_MAX = 40.0  # Φ(−40) < 2^−1074 and φ(40) = 0 in float64: |s| ≥ 40 gives the limits 0 and 1
+
+
+@intrinsic
+def _fma64(typingctx, a, b, c):
+    """a·b + c with one rounding (llvm.fma; vectorizes to vfmadd with AVX2/FMA)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_from_bits(typingctx, bits):
+    """Reinterpret an int64 bit pattern as a float64."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _bits64(typingctx, x):
+    """The bit pattern of a float64, as an int64."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+_ROUND64_BITS = np.int64(np.float64(_ROUND64).view(np.int64))
+
+
+def make_phi64(a=CODY_A, b=CODY_B, c=CODY_C, d=CODY_D, p=CODY_P, q=CODY_Q):
+    """Compile-ready ``phi_parts(x) -> (Φ(x), φ(x))`` (float64) from Cody's coefficients.
+
+    The coefficients are arguments so that a test can build a mutant; the kernels below use the
+    published ones.
+    """
+    a0, a1, a2, a3, a4 = a
+    b0, b1, b2, b3 = b
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
+    d0, d1, d2, d3, d4, d5, d6, d7 = d
+    p0, p1, p2, p3, p4, p5 = p
+    q0, q1, q2, q3, q4 = q
+
+    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True, inline="always")
+    def phi_parts(x):
+        ax = abs(x)
+        ax = ax if ax < _S_MAX else _S_MAX  # also NaN → _S_MAX (restored at the end)
+        # e^{−x²/2} = 2^k e^r: x² = h + l exactly, r = (−h/2 − k ln 2) − l/2 (Cody–Waite)
+        h = ax * ax
+        lo = _fma64(ax, ax, -h)
+        z = -0.5 * h
+        k = (z * _LOG2E64 + _ROUND64) - _ROUND64
+        r = ((z - k * _LN2_HI64) - k * _LN2_LO64) - 0.5 * lo
+        # e^r on |r| ≤ 0.347: Taylor polynomial of degree 13 (truncation < 0.05 ulp)
+        e = 1.6059043836821613e-10
+        e = e * r + 2.08767569878681e-09
+        e = e * r + 2.505210838544172e-08
+        e = e * r + 2.755731922398589e-07
+        e = e * r + 2.7557319223985893e-06
+        e = e * r + 2.48015873015873e-05
+        e = e * r + 0.0001984126984126984
+        e = e * r + 0.001388888888888889
+        e = e * r + 0.008333333333333333
+        e = e * r + 0.041666666666666664
+        e = e * r + 0.16666666666666666
+        e = e * r + 0.5
+        e = e * r + 1.0
+        e = e * r + 1.0
+        # 2^k = 2^k₁ 2^k₂ with k₁, k₂ ≥ −578 normal (k ≥ −1155): the tails round once, into
+        # subnormals if need be
+        # (in floating point: AVX2 has no vector double → int64 conversion; the integer k is
+        # read from the bits of k + 1.5·2^52)
+        k1 = (k * 0.5 + _ROUND64) - _ROUND64
+        s1 = _f64_from_bits(((_bits64(k1 + _ROUND64) - _ROUND64_BITS) + np.int64(1023)) << np.int64(52))
+        s2 = _f64_from_bits(((_bits64((k - k1) + _ROUND64) - _ROUND64_BITS) + np.int64(1023)) << np.int64(52))
+        y = ax * _INV_SQRT2
+        w = y * y
+        # R₁: erf(y) = y n₁/m₁ (y ≤ 0.46875)
+        n1 = (((a4 * w + a0) * w + a1) * w + a2) * w + a3
+        m1 = (((w + b0) * w + b1) * w + b2) * w + b3
+        # R₂: erfc(y) e^{y²} = n₂/m₂
+        n2 = (((((((c8 * y + c0) * y + c1) * y + c2) * y + c3) * y + c4) * y + c5) * y + c6) * y + c7
+        m2 = (((((((y + d0) * y + d1) * y + d2) * y + d3) * y + d4) * y + d5) * y + d6) * y + d7
+        # R₃ in w (numerator and denominator times w⁵, so no 1/y² division):
+        # erfc(y) e^{y²} = (1/√π − N/(w M)) / y = (w M/√π − N) / (y w M)
+        n3 = ((((p4 * w + p3) * w + p2) * w + p1) * w + p0) * w + p5
+        m3 = ((((q4 * w + q3) * w + q2) * w + q1) * w + q0) * w + 1.0
+        wm3 = w * m3
+        small = y <= 0.46875
+        mid = y <= 4.0
+        num = (y * n1) if small else (n2 if mid else wm3 * _INV_SQRT_PI - n3)
+        den = m1 if small else (m2 if mid else y * wm3)
+        ratio = num / den
+        tail = (((0.5 * ratio) * e) * s1) * s2  # Φ(−|x|) = ½ erfc(y)
+        half = 0.5 * ratio  # ½ erf(y)
+        cdf = (0.5 + half if x >= 0.0 else 0.5 - half) if small else (1.0 - tail if x >= 0.0 else tail)
+        cdf = cdf if x == x else x  # NaN in, NaN out
+        pdf = ((_INV_SQRT_2PI64 * e) * s1) * s2
+        return cdf, pdf
+
+    return phi_parts
+
+
+def make_kernels64(phi_parts):
+    """The float64 kernels around ``phi_parts`` (see :func:`make_phi64`): ``ndtr64(x, out)``,
+    ``bias_gelu64(s, b, d)``, ``bias_gelu64_forward(s, b)`` on 1-D float64 arrays."""
+
+    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+    def ndtr64(x, out):
+        """out ← Φ(x)."""
+        for i in range(x.shape[0]):
+            out[i] = phi_parts(x[i])[0]
+
+    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+    def bias_gelu64(s, b, d):
+        """s ← a(s + b) = (s + b) Φ(s + b), d ← a′(s + b) = Φ + (s + b) φ."""
+        for i in range(s.shape[0]):
+            x = s[i] + b[i]
+            cdf, pdf = phi_parts(x)
+            d[i] = cdf + x * pdf
+            s[i] = x * cdf
+
+    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+    def bias_gelu64_forward(s, b):
+        """s ← a(s + b)."""
+        for i in range(s.shape[0]):
+            x = s[i] + b[i]
+            s[i] = x * phi_parts(x)[0]
+
+    return ndtr64, bias_gelu64, bias_gelu64_forward
+
+
+ndtr64, bias_gelu64, bias_gelu64_forward = make_kernels64(make_phi64())

@@ -1,4 +1,4 @@
-"""Optional numba kernels for the float32 hot path (the extra ``wflow[numba]``).
+"""Optional numba kernels for the MLP hot path (the extra ``wflow[numba]``).
 
 Only imported when numba is importable and the engine is "numba" or "auto"
 (:func:`wflow.adversarial.mlp.kernel_engine`); ``import wflow`` never needs it. The kernels
@@ -12,6 +12,8 @@ with e^{−s²/2} evaluated once by Cody–Waite reduction and Cephes' ``expf`` 
 (relative error ≤ 2 ulp on the reduced range), 2^k built from its bit pattern. Compiled with
 ``error_model="numpy"`` (no division-by-zero branch, so the loop vectorizes), FMA contraction
 allowed (it only removes roundings); no other fast-math flag, so the error analysis holds as written.
+Float64 GELU uses Cody's erf/erfc approximations instead (:func:`make_phi64`; docs/precision.md,
+"GELU in float64"); fused bias + ReLU serves both dtypes.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def kernel_engine(engine: str | None = None) -> str:
     ``"numpy"``: numpy passes (float32 GELU: the chain :func:`_gelu32`; float64 GELU:
     ``scipy.special.ndtr``; always available). ``"numba"``: one fused, vectorized loop per
     layer with the bias add (``pip install "wflow[numba]"``; float32 GELU: the same formulas,
-    ≈ 4× faster; float64 GELU: Cody's erf/erfc approximations, within 20 ulp of Φ, ≈ 4×
+    ≈ 4× faster; float64 GELU: Cody's erf/erfc approximations, Φ within 45·2⁻⁵³ relative, ≈ 4×
     faster than ``ndtr``; ReLU bit-identical; docs/precision.md). ``"auto"`` (the default, or
     the ``WFLOW_KERNELS`` environment variable): numba when importable, else numpy.
     """

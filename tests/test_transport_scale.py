@@ -36,6 +36,19 @@ from wflow.transport import (
 NORMS = ["linf", "l2", "l1", 3.0]
 
 
+def coupling_by_min_cost_flow(*args, **kw):
+    """optimal_coupling with the W2 tie-break forced onto the integer min-cost flow (no sparse
+    network simplex, no dense per-component simplex)."""
+    import wflow.transport.api as api
+
+    saved = api._EMD_MAX, api._SPARSE_EMD
+    try:
+        api._EMD_MAX, api._SPARSE_EMD = 0, False
+        return optimal_coupling(*args, **kw)
+    finally:
+        api._EMD_MAX, api._SPARSE_EMD = saved
+
+
 # ------------------------------------------------------------------------------------------
 # high dimension (BLAS blocks, no KD-tree)
 # ------------------------------------------------------------------------------------------
@@ -271,7 +284,6 @@ def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     support, W2 cost equal to the LP optimum (integer squared costs are represented exactly)."""
     from test_transport import lp_min_cost
 
-    import wflow.transport.api as api
 
     rng = np.random.default_rng(seed)
     n = monkeypatch_n
@@ -280,12 +292,7 @@ def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     a = rng.integers(1, 6, n).astype(float)
     b = rng.integers(1, 6, m).astype(float)
     mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
-    saved = api._EMD_MAX, api._SPARSE_EMD
-    try:
-        api._EMD_MAX, api._SPARSE_EMD = 0, False
-        c = optimal_coupling(mu, nu, "linf", merge=False)
-    finally:
-        api._EMD_MAX, api._SPARSE_EMD = saved
+    c = coupling_by_min_cost_flow(mu, nu, "linf", merge=False)
     w = winf(mu, nu)
     assert c.value == w
     check_coupling(c, mu, nu, "linf")
@@ -315,12 +322,7 @@ def test_merged_uniform_min_cost_tie_break_uses_exact_counts(n, m, k, seed):
     ai, bi = api._atom_units(P)
     assert ai.sum() == bi.sum() and np.all(ai > 0) and np.all(bi > 0)
     np.testing.assert_allclose(ai / ai.sum(), P.a, rtol=1e-12)  # counts / n, exactly balanced
-    saved = api._EMD_MAX, api._SPARSE_EMD
-    try:
-        api._EMD_MAX, api._SPARSE_EMD = 0, False
-        c = optimal_coupling(X, Y, "linf")
-    finally:
-        api._EMD_MAX, api._SPARSE_EMD = saved
+    c = coupling_by_min_cost_flow(X, Y, "linf")
     w = winf(X, Y)
     assert c.value == w
     check_coupling(c, X, Y, "linf")

@@ -49,6 +49,25 @@ def coupling_by_min_cost_flow(*args, **kw):
         api._EMD_MAX, api._SPARSE_EMD = saved
 
 
+def assert_w2_tie_break_optimal(c, mu, nu, rtol=1e-9):
+    """c is W∞-optimal, a valid coupling, and of least Σ γ‖x − y‖₂² among plans on
+    {‖x − y‖∞ ≤ W∞} (LP reference, HiGHS) up to rtol (flows are multiples of 2^-46)."""
+    from test_transport import lp_min_cost
+
+    mu, nu = ParticleMeasure(*_as_pair(mu)), ParticleMeasure(*_as_pair(nu))
+    w = winf(mu, nu)
+    assert c.value == w
+    check_coupling(c, mu, nu, "linf")
+    C = cost_matrix(mu, nu, "linf")
+    C2 = cost_matrix(mu, nu, "l2") ** 2
+    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
+    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= rtol * (1 + ref)
+
+
+def _as_pair(m):
+    return (m.points, m.weights) if isinstance(m, ParticleMeasure) else (np.asarray(m, float), None)
+
+
 # ------------------------------------------------------------------------------------------
 # high dimension (BLAS blocks, no KD-tree)
 # ------------------------------------------------------------------------------------------
@@ -282,7 +301,6 @@ def test_labelled_lipschitz_one_pass():
 def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     """The integer min-cost flow used for large weighted components (forced here): W∞-optimal
     support, W2 cost equal to the LP optimum (integer squared costs are represented exactly)."""
-    from test_transport import lp_min_cost
 
 
     rng = np.random.default_rng(seed)
@@ -293,14 +311,7 @@ def test_sparse_min_cost_tie_break_against_lp(monkeypatch_n, m, seed):
     b = rng.integers(1, 6, m).astype(float)
     mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
     c = coupling_by_min_cost_flow(mu, nu, "linf", merge=False)
-    w = winf(mu, nu)
-    assert c.value == w
-    check_coupling(c, mu, nu, "linf")
-    C = cost_matrix(X, Y, "linf")
-    C2 = cost_matrix(X, Y, "l2") ** 2
-    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
-    # flows are exact multiples of 2^-46: the plan's cost is optimal up to that rounding
-    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
+    assert_w2_tie_break_optimal(c, mu, nu)
 
 
 @settings(max_examples=25, deadline=None)
@@ -310,7 +321,6 @@ def test_merged_uniform_min_cost_tie_break_uses_exact_counts(n, m, k, seed):
     sees the merged atoms with exact integer counts; W∞-optimal support and the W2 cost of
     the LP on the unmerged atoms. Uniform equal sizes give an integral plan in counts, so no
     original atom is split (at most one entry per row)."""
-    from test_transport import lp_min_cost
 
     import wflow.transport.api as api
     from wflow.transport.problem import Problem
@@ -323,13 +333,7 @@ def test_merged_uniform_min_cost_tie_break_uses_exact_counts(n, m, k, seed):
     assert ai.sum() == bi.sum() and np.all(ai > 0) and np.all(bi > 0)
     np.testing.assert_allclose(ai / ai.sum(), P.a, rtol=1e-12)  # counts / n, exactly balanced
     c = coupling_by_min_cost_flow(X, Y, "linf")
-    w = winf(X, Y)
-    assert c.value == w
-    check_coupling(c, X, Y, "linf")
-    C = cost_matrix(X, Y, "linf")
-    C2 = cost_matrix(X, Y, "l2") ** 2
-    ref = lp_min_cost(np.full(n, 1 / n), np.full(m, 1 / m), C2, C <= w)
-    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
+    assert_w2_tie_break_optimal(c, X, Y)
     if n == m:
         assert np.bincount(c.rows, minlength=n).max() == 1  # a permutation: no atom split
 
@@ -372,7 +376,6 @@ def test_min_cost_tie_break_falls_back_when_rounded_masses_are_infeasible(monkey
     """If the balanced rounding is infeasible on the threshold graph (here forced: all mass of
     μ on one atom of one cluster), the max-flow-then-min-cost mode solves the problem instead:
     same LP optimum, verified coupling."""
-    from test_transport import lp_min_cost
 
     import wflow.transport.api as api
 
@@ -396,13 +399,7 @@ def test_min_cost_tie_break_falls_back_when_rounded_masses_are_infeasible(monkey
     monkeypatch.setattr(api, "_SPARSE_EMD", False)
     c = optimal_coupling(mu, nu, "linf", merge=False)
     assert calls  # the balanced attempt was made (and is infeasible: x_0 cannot reach cluster 2)
-    w = winf(mu, nu)
-    assert c.value == w
-    check_coupling(c, mu, nu, "linf")
-    C = cost_matrix(X, Y, "linf")
-    C2 = cost_matrix(X, Y, "l2") ** 2
-    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
-    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= 1e-9 * (1 + ref)
+    assert_w2_tie_break_optimal(c, mu, nu)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

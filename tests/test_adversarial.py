@@ -135,6 +135,21 @@ def test_no_hidden_layer_is_logistic_regression():
     np.testing.assert_allclose(ce.grad(X), (sigmoid(z) - 1)[:, None] * w[:, 0], rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_keeps_relative_accuracy_where_the_loss_is_tiny(dtype):
+    # ℓ = log(1 + e^{−|z|}) on the confident side: 4.2e-18 at |z| = 40, where softplus(z) − z
+    # cancels to 0 (or to round-off of size ε|z|); the reference is log1p(exp(−|z|)) in float64
+    m = MLP([np.array([[1.0]])], [np.array([0.0])]).astype(dtype)
+    z = np.array([[-40.0], [-20.0], [-3.0], [0.0], [3.0], [20.0], [40.0]], dtype=dtype)
+    for label in (0, 1):
+        got = CrossEntropyLoss(m, label).value(z)
+        s = z[:, 0].astype(float) * (1 - 2 * label)  # ℓ = softplus(s)
+        ref = np.logaddexp(0.0, s)
+        rtol = 4 * np.finfo(dtype).eps  # logaddexp's few-ulp error in the model's dtype
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=0)
+        assert np.all(got > 0)
+
+
 def test_gelu_is_exact_erf_form():
     # one hidden unit with identity in/out weights: z(x) = GELU(x₁) = x₁ Φ(x₁)
     from scipy.special import ndtr

@@ -192,10 +192,9 @@ def _metric_slope(V, X: np.ndarray, nrm: Norm, curvature: float) -> tuple[np.nda
     n, d = X.shape
     if getattr(V, "smooth", True) or not isinstance(V, Potential):
         return nrm.dual(np.asarray(V.grad(X), dtype=float)), np.zeros(n)
-    box = V._prepare(X)[0]
-    lohi = V._subdifferential_box(box)
-    if lohi is not None:  # exact: min over the box of the dual norm (Potential.slope)
-        return np.asarray(V.slope(X, nrm), dtype=float).reshape(n), np.zeros(n)
+    lohi = V._subdifferential_box(V._prepare(X)[0])
+    if lohi is not None:  # exact: min over the box of the dual norm, as Potential.slope computes it
+        return nrm.dual(np.clip(0.0, lohi[0], lohi[1])), np.zeros(n)
     delta = slope_radius(X, nrm)
     g = np.asarray(V.grad(X), dtype=float)
     gn = nrm.dual(g)

@@ -301,6 +301,8 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
         kn = tuple(np.concatenate([u, v]) for u, v in zip(kn, (pi, pj, E.dist(pi, pj))))
     extra = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
 
+    tree_mode = E.mode != "blocks"
+
     def test(t: float):
         nonlocal extra
         mx = np.flatnonzero(mate_x >= 0)
@@ -317,7 +319,6 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
             A, NA = _augment_cut(n, ii, jj, mate_x, mate_y)
             if np.all(mate_x >= 0):
                 return True, None
-            tree_mode = E.mode != "blocks"
             dk, ak = E.nearest(A, 1 if tree_mode else _ADD)
             delta = dk[:, 0]
             t_A = float(np.partition(delta, len(A) - 1)[len(A) - 1])
@@ -333,18 +334,16 @@ def bottleneck(X: np.ndarray, Y: np.ndarray, q: float, *, knn: int = 8, geom=Non
             missing[NA] = False
             y_new = np.flatnonzero(missing)
             if tree_mode:
+                closed, more = _alternating_closure(E, t, A, NA, y_new, mate_x, mate_y)
+                if closed is not None:
+                    return False, closed
                 yy, aa, dd = E.near_within(A, y_new, t, _ADD)
                 # the nearest atom of A is always added (progress even at a rounding tie)
-                new = [(aa, yy, dd), (ak[y_new, 0], y_new, delta[y_new])]
+                new = [(aa, yy, dd), (ak[y_new, 0], y_new, delta[y_new]), *more]
             else:
                 dn, an = dk[y_new], ak[y_new]
                 keep = dn <= t
                 new = [(an[keep], np.broadcast_to(y_new[:, None], dn.shape)[keep], dn[keep])]
-            if tree_mode:
-                closed, more = _alternating_closure(E, t, A, NA, y_new, mate_x, mate_y)
-                if closed is not None:
-                    return False, closed
-                new += more
             extra = tuple(np.concatenate([e, *(f[i] for f in new)]) for i, e in enumerate(extra))
             # drop repeated pairs (an atom of A is the nearest of a y in several rounds)
             _, u = np.unique(extra[0] * len(E.Y) + extra[1], return_index=True)

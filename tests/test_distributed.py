@@ -10,6 +10,7 @@ from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 from scipy.spatial.distance import cdist
+from test_config import VALID
 
 import wflow
 from wflow.adversarial import distributional_attack, fgsm, ifgsm, load_model
@@ -289,23 +290,8 @@ def test_solve_flow_on_returns_the_single_process_result(particles):
         wd.solve_flow_on(3, V2, X, 0.3, 0.05)
 
 
-COMPUTE_TOML = """
-[potential]
-kind = "quadratic"
-A = [[1.0, 0.0], [0.0, 3.0]]
-
-[initial]
-kind = "points"
-points = [[1.0, -0.5], [0.3, 0.8], [-0.6, -0.2]]
-weights = [0.5, 0.25, 0.25]
-
-[flow]
-T = 0.6
-tau = 0.05
-
-[output]
-figures = []
-"""
+#: test_config's valid configuration without figures (the [compute] tests append their section)
+COMPUTE_TOML = VALID.replace('figures = ["energy"]', "figures = []")
 
 
 def test_wflow_run_compute_section(tmp_path):

@@ -4,7 +4,7 @@
 
 Times a and a′ with the bias add (what ``MLP._block_forward`` does per hidden layer) for GELU
 and ReLU in float32/float64; minimum over 7 rounds of ``--repeats`` calls, engines
-interleaved. Needs numba (``pip install "wflow[numba]"``).
+interleaved. Needs numba (a dependency of wflow; ``pip install numba``).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     try:
         from wflow.adversarial import _numba as nb
     except ImportError:
-        print('numba is not installed: pip install "wflow[numba]"')
+        print('numba is not installed: pip install numba')
         return 1
     print(f"load average {os.getloadavg()}; numpy {np.__version__}")
     rng = np.random.default_rng(0)

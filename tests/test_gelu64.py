@@ -18,7 +18,7 @@ from wflow.adversarial.mlp import _act_and_deriv_inplace
 
 mp = pytest.importorskip("mpmath")
 if mlp_mod._numba_kernels() is None:
-    pytest.skip("numba is not installed (extra wflow[numba])", allow_module_level=True)
+    pytest.skip("numba is not installed", allow_module_level=True)
 from wflow.adversarial import _numba as nb  # noqa: E402
 
 U = 2.0 ** -53

@@ -52,20 +52,33 @@ class Ball:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", as_norm(self.norm))
-        if self.norm.p == np.inf:  # box bounds inside the exact ball (see wflow._fp), once per block
+
+    def _box(self) -> tuple[np.ndarray, np.ndarray]:
+        """ℓ∞: box bounds inside the exact ball (see wflow._fp), computed at the first use —
+        by each block's worker for the blocks of :meth:`rows` — then kept."""
+        lo, hi = self._lo, self._hi
+        if lo is None or hi is None:
             lo, hi = inner_box(self.center, self.budget)
             object.__setattr__(self, "_lo", lo)
             object.__setattr__(self, "_hi", hi)
+        return lo, hi
 
     def rows(self, sl: slice) -> Ball:
-        """The ball restricted to the particles ``sl`` (a per-particle centre is sliced)."""
-        c = self.center if self.center.ndim == 1 else self.center[sl]
-        return Ball(c, self.budget, self.norm)
+        """The ball restricted to the particles ``sl`` (a per-particle centre is sliced, and so
+        are box bounds already computed)."""
+        if self.center.ndim == 1:
+            return self
+        b = Ball(self.center[sl], self.budget, self.norm)
+        if self._lo is not None and self._hi is not None:
+            object.__setattr__(b, "_lo", self._lo[sl])
+            object.__setattr__(b, "_hi", self._hi[sl])
+        return b
 
     def project(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Euclidean projection of the rows of X onto the ball (in place into ``out``)."""
         if self.norm.p == np.inf:
-            return np.clip(X, self._lo, self._hi, out=out)
+            lo, hi = self._box()
+            return np.clip(X, lo, hi, out=out)
         Z = _project_ball_p(X, self.center, self.budget, self.norm.p)
         if out is None:
             return Z

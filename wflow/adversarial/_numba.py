@@ -1,8 +1,9 @@
-"""Optional numba kernels for the MLP hot path (the extra ``wflow[numba]``).
+"""numba kernels for the MLP hot path (numba is a dependency of wflow on the Python versions it
+supports; the pure-numpy path remains, ``WFLOW_KERNELS=numpy``).
 
 Only imported when numba is importable and the engine is "numba" or "auto"
-(:func:`wflow.adversarial.mlp.kernel_engine`); ``import wflow`` never needs it. The kernels
-compute exactly the formulas of the numpy path (docs/precision.md, "GELU in float32") in one
+(:func:`wflow.adversarial.mlp.kernel_engine`), at the first kernel call; ``import wflow``
+never loads it. The activation kernels compute exactly the formulas of the numpy path (docs/precision.md, "GELU in float32") in one
 fused, SIMD-vectorized loop instead of ~23 numpy passes:
 
     Φ(−|s|) = φ(s) · t · √(π/2) P(t),  t = 1/(1 + p|s|/√2)   (Abramowitz & Stegun 7.1.26),
@@ -17,6 +18,8 @@ Float64 GELU uses Cody's erf/erfc approximations instead (:func:`make_phi64`; do
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -34,6 +37,12 @@ _LN2_HI = _F(0.693359375)  # 8 significant bits: k · _LN2_HI is exact for |k| �
 _LN2_LO = _F(-2.12194440e-4)
 _ROUND = _F(12582912.0)  # 1.5 · 2^23: (y + _ROUND) − _ROUND rounds y to an integer
 _X_MIN = _F(-87.0)  # e^−87 ≈ 1.6e-38 is still normal; below, φ(s) < 1e-37 is negligible
+# Cephes' expf polynomial on the reduced range, and the other float32 constants of the kernels
+# (module globals, so that numba types them float32: a literal inside a kernel is a float64)
+_E0, _E1, _E2, _E3, _E4, _E5 = (_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                                 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_ZERO, _HALF, _ONE, _MINUS_HALF = _F(0.0), _F(0.5), _F(1.0), _F(-0.5)
+_I127, _I23 = np.int32(127), np.int32(23)
 _FLAGS = {"contract"}  # FMA contraction only: no reassociation, no approximate division or functions
 
 
@@ -54,19 +63,18 @@ def _exp_nonpositive(x):
     x = x if x > _X_MIN else _X_MIN
     k = (x * _LOG2E + _ROUND) - _ROUND
     r = (x - k * _LN2_HI) - k * _LN2_LO
-    p = ((((_F(1.9875691500e-4) * r + _F(1.3981999507e-3)) * r + _F(8.3334519073e-3)) * r
-          + _F(4.1665795894e-2)) * r + _F(1.6666665459e-1)) * r + _F(5.0000001201e-1)
-    p = p * (r * r) + r + _F(1.0)
-    return p * _f32_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
+    p = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
+    p = p * (r * r) + r + _ONE
+    return p * _f32_from_bits((np.int32(k) + _I127) << _I23)
 
 
 @njit(fastmath=_FLAGS, error_model="numpy", nogil=True, inline="always")
 def _phi_parts(x):
     """(Φ(x), e^{−x²/2}) for float32 x."""
-    e = _exp_nonpositive(_F(-0.5) * x * x)
-    t = _F(1.0) / (_F(1.0) + _P * abs(x))
+    e = _exp_nonpositive(_MINUS_HALF * x * x)
+    t = _ONE / (_ONE + _P * abs(x))
     q = e * (t * (_A0 + t * (_A1 + t * (_A2 + t * (_A3 + t * _A4)))))  # Φ(−|x|)
-    cdf = _F(0.5) + (_F(0.5) - q) if x >= _F(0.0) else q
+    cdf = _HALF + (_HALF - q) if x >= _ZERO else q
     return cdf, e
 
 
@@ -96,8 +104,8 @@ def bias_relu(s, b, d):
     for i in range(s.shape[0]):
         x = s[i] + b[i]
         pos = x > 0
-        d[i] = 1 if pos else 0
-        s[i] = x if pos else x * 0  # x · 1{x > 0}: −0.0 and NaN as numpy's product
+        d[i] = pos
+        s[i] = x * pos  # x · 1{x > 0} in x's precision: −0.0 and NaN as numpy's product
 
 
 @njit(error_model="numpy", nogil=True)
@@ -105,7 +113,7 @@ def bias_relu_forward(s, b):
     """s ← (s + b) 1{s + b > 0}."""
     for i in range(s.shape[0]):
         x = s[i] + b[i]
-        s[i] = x if x > 0 else x * 0
+        s[i] = x * (x > 0)
 
 
 @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
@@ -301,3 +309,111 @@ def make_kernels64(phi_parts):
 
 
 ndtr64, bias_gelu64, bias_gelu64_forward = make_kernels64(make_phi64())
+
+
+# -- whole-network kernels: one call per block, the GIL released throughout ------------------
+# The hot path of a block (≤ BLOCK_ROWS rows) is ~30 numpy calls of a few µs each; with several
+# block workers they serialize on re-acquiring the GIL (BENCHMARKS.md, "2 threads"). These
+# kernels run the same operations in the same order — the same BLAS products (``np.dot`` with an
+# output array: gemm/gemv) and the fused activation kernels above — inside one ``nogil`` call.
+# Layout (see ``MLP._cache``/``MLP._workspace``): ``dims`` = (d, n_1, …, n_L, k); ``P`` holds,
+# for every layer l, W_l (n_l × n_{l+1}, row-major) and then W_lᵀ, starting at ``offs[l]``;
+# ``BT`` the hidden biases tiled over ``rows`` rows (layer after layer); ``S``/``D`` flat
+# scratch of n·Σ n_l entries holding the pre-activations/activations and a′ of each hidden layer.
+class NetworkKernels(NamedTuple):
+    """The whole-network kernels of one activation (numba dispatchers; each compiles once per dtype)."""
+
+    hidden: Any
+    logits_grad: Any
+    backward: Any
+    pull_back: Any
+
+
+def make_network_kernels(bias_act, bias_act_forward) -> NetworkKernels:
+    """The whole-network kernels around one activation's fused bias kernels."""
+
+    @njit(error_model="numpy", nogil=True)
+    def hidden(X, dims, offs, P, BT, rows, S, D, derivs):
+        """h_l = a(h_{l−1} W_l + b_l) for the hidden layers (into S; a′ into D when ``derivs``);
+        returns the last hidden activations (a view of S)."""
+        n = X.shape[0]
+        h = X
+        o = 0
+        bo = 0
+        for layer in range(dims.shape[0] - 2):
+            a, b = dims[layer], dims[layer + 1]
+            p = offs[layer]
+            s = S[o:o + n * b].reshape(n, b)
+            np.dot(h, P[p:p + a * b].reshape(a, b), s)
+            if derivs:
+                bias_act(S[o:o + n * b], BT[bo:bo + n * b], D[o:o + n * b])
+            else:
+                bias_act_forward(S[o:o + n * b], BT[bo:bo + n * b])
+            o += n * b
+            bo += rows * b
+            h = s
+        return h
+
+    @njit(error_model="numpy", nogil=True)
+    def _pull_back(delta, o, dims, offs, P, S, D, out):
+        """From δ = ∂/∂h_L at layer L (a view of S ending at offset o): δ ← (δ W_lᵀ) ⊙ a′_{l−1}
+        down to the input layer, out = δ W_0ᵀ."""
+        n = delta.shape[0]
+        for layer in range(dims.shape[0] - 3, 0, -1):
+            a, b = dims[layer], dims[layer + 1]
+            pt = offs[layer] + a * b
+            o -= n * a
+            s = S[o:o + n * a].reshape(n, a)
+            np.dot(delta, P[pt:pt + a * b].reshape(b, a), s)
+            sf, df = S[o:o + n * a], D[o:o + n * a]
+            for i in range(n * a):
+                sf[i] *= df[i]
+            delta = s
+        a, b = dims[0], dims[1]
+        pt = offs[0] + a * b
+        np.dot(delta, P[pt:pt + a * b].reshape(b, a), out)
+
+    @njit(error_model="numpy", nogil=True)
+    def logits_grad(X, dims, offs, P, BT, rows, wl, wtile, bl, S, D, z, out):
+        """Binary model: z = h_L w + b (into z, (n,)) and ∂z/∂x (into out, (n, d))."""
+        n = X.shape[0]
+        L = dims.shape[0] - 2
+        h = hidden(X, dims, offs, P, BT, rows, S, D, True)
+        np.dot(h, wl, z)
+        for i in range(n):
+            z[i] += bl
+        w = dims[L]
+        o = 0
+        for layer in range(1, L):
+            o += n * dims[layer]
+        df = D[o:o + n * w]
+        for i in range(n * w):
+            df[i] *= wtile[i]  # δ = a′(s_L) ⊙ w
+        _pull_back(df.reshape(n, w), o, dims, offs, P, S, D, out)
+
+    @njit(error_model="numpy", nogil=True)
+    def backward(dz, dims, offs, P, S, D, out):
+        """k-class model: out = ∂⟨dz, z⟩/∂x from the cotangent dz (n, k) after :func:`hidden`
+        with derivatives filled the buffers."""
+        n = dz.shape[0]
+        L = dims.shape[0] - 2
+        w, k = dims[L], dims[L + 1]
+        o = 0
+        for layer in range(1, L):
+            o += n * dims[layer]
+        pt = offs[L] + w * k
+        delta = S[o:o + n * w].reshape(n, w)
+        np.dot(dz, P[pt:pt + w * k].reshape(k, w), delta)
+        sf, df = S[o:o + n * w], D[o:o + n * w]
+        for i in range(n * w):
+            sf[i] *= df[i]
+        _pull_back(delta, o, dims, offs, P, S, D, out)
+
+    return NetworkKernels(hidden, logits_grad, backward, _pull_back)
+
+
+_RELU = make_network_kernels(bias_relu, bias_relu_forward)  # one set for both dtypes
+#: activation name → dtype char ("f" float32, "d" float64) → the whole-network kernels
+NETWORK = {"relu": {"f": _RELU, "d": _RELU},
+           "gelu": {"f": make_network_kernels(bias_gelu32, bias_gelu32_forward),
+                    "d": make_network_kernels(bias_gelu64, bias_gelu64_forward)}}

@@ -222,3 +222,15 @@ def test_linf_start_check_accepts_the_sphere_and_rejects_outside(dtype):
     out[17, 1] = c[17, 1] + 0.2501
     with pytest.raises(ValueError, match="budget ball"):
         wflow.solve_flow(V, out, T=0.1, tau=0.05, budget=0.25, center=c, dtype=dtype)
+
+
+@pytest.mark.parametrize("sizes,loss", [((2, 8, 8, 1), "mse"), ((2, 8, 8, 1), "ce"), ((2, 8, 4), "ce"), ((2, 8, 4), "mse")])
+def test_value_and_predict_is_value_and_predict(sizes, loss):
+    """The attack result's loss and success come from one forward pass: equal to the two calls."""
+    m = MLP.init(sizes, "gelu", seed=2)
+    X = RNG.normal(size=(700, 2))
+    L = make_loss(m, RNG.integers(0, m.n_classes, size=700), loss)
+    for pot in (L, -L):
+        v, p = pot.value_and_predict(X)
+        np.testing.assert_array_equal(v, pot.value(X))
+        np.testing.assert_array_equal(p, pot.predict(X))

@@ -167,8 +167,12 @@ def _predict(L, X) -> np.ndarray:
 
 
 def _finish(method, L, X, single, labels, e, Xa, steps_taken, nrm, alpha, steps, traj=None) -> AttackResult:
-    loss = np.asarray(L.value(Xa), dtype=float)
-    success = _predict(L, Xa) != labels
+    if callable(getattr(L, "value_and_predict", None)):  # one forward pass for both
+        loss, pred = L.value_and_predict(Xa)
+    else:
+        loss, pred = L.value(Xa), _predict(L, Xa)
+    loss = np.asarray(loss, dtype=float)
+    success = np.asarray(pred) != labels
     return AttackResult(x_adv=Xa[0] if single else Xa, success=success, loss=loss, eps=e, labels=labels,
                         steps_taken=steps_taken, method=method, norm=nrm, alpha=alpha, steps=steps, trajectory=traj)
 

@@ -91,6 +91,12 @@ class LossPotential(Potential):
         """The model's predicted labels at X."""
         return self.model.predict(X)
 
+    def value_and_predict(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """``(value(X), predict(X))`` from one forward pass (an attack's result needs both)."""
+        X = self._input(self._prepare(X)[0])
+        z = self.model._logits(X)
+        return self.scale * self._loss(z, self._rows_labels(X)), self.model.labels_from_logits(z)
+
     def _copy(self) -> "LossPotential":
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)

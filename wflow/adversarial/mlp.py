@@ -619,7 +619,10 @@ class MLP:
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels as int64, (n, d) → (n,): 1{z(x) > 0} (binary), argmax_j z_j(x) (k classes)."""
-        z = self.logits(X)
+        return self.labels_from_logits(self.logits(X))
+
+    def labels_from_logits(self, z: np.ndarray) -> np.ndarray:
+        """The labels :meth:`predict` assigns to logits z ((n,) binary, (n, k) k classes)."""
         return (z > 0).astype(np.int64) if self.binary else np.argmax(z, axis=-1).astype(np.int64)
 
     def logit_grad(self, X) -> np.ndarray:

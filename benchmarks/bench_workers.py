@@ -1,17 +1,21 @@
-"""Why two block workers do not speed up a float32 IFGSM: the GIL on short numpy calls.
+"""Two block workers on a float32 IFGSM: the GIL, and the numba engine's whole-block kernel.
 
-    python benchmarks/bench_workers.py [--n 100000] [--steps 20]
+    python benchmarks/bench_workers.py [--n 100000] [--steps 20] [--repeats 3]
 
 1. ``ifgsm`` on the shipped two-moons models in float32 with ``workers=1`` and ``workers=2``
-   (BLAS pinned to one thread), alternating, two runs each.
+   (BLAS pinned to one thread), alternating, ``--repeats`` runs each, for each kernel engine:
+   ``numba`` (one nogil call per 1024-row block for the whole forward/backward pass) and
+   ``numpy`` (about 30 numpy calls per block). Prints the medians and workers=1 / workers=2.
 2. Two threads each doing float32 ``multiply`` + ``add`` on (rows, 20) arrays vs the same work
-   serially, for rows = 1024 (the MLP's block), 8192 and 65536: the ratio threaded / serial.
+   serially, for rows = 1024 (the MLP's block), 8192 and 65536: the ratio threaded / serial —
+   why the numpy engine's short calls do not run in parallel.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wflow.adversarial import ifgsm, load_model  # noqa: E402
 from wflow.adversarial.data import make_two_moons  # noqa: E402
+from wflow.adversarial.mlp import kernel_engine  # noqa: E402
 
 
 def _ufunc_work(rows: int, elements: float = 2e7) -> None:
@@ -38,19 +43,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"load average {os.getloadavg()}")
     X, _ = make_two_moons(args.n, 0.15, seed=123)
-    for name in ("two_moons_relu", "two_moons_gelu"):
-        m = load_model(name).astype(np.float32)
-        ifgsm(m, X[:2000], None, 0.1, 0.005, 2)  # warm-up (kernels, workspaces)
-        times: dict[int, list[float]] = {1: [], 2: []}
-        for w in (1, 2, 1, 2):
-            with threadpool_limits(1):
-                t = time.perf_counter()
-                ifgsm(m, X, None, 0.1, 0.1 / args.steps, args.steps, workers=w)
-                times[w].append(round(time.perf_counter() - t, 3))
-        print(f"{name} float32, {args.n} points × {args.steps} steps: workers=1 {times[1]} s, workers=2 {times[2]} s")
+    engines = ["numba", "numpy"] if kernel_engine() == "numba" else ["numpy"]
+    for engine in engines:
+        kernel_engine(engine)
+        for name in ("two_moons_relu", "two_moons_gelu"):
+            m = load_model(name).astype(np.float32)
+            ifgsm(m, X[:2000], None, 0.1, 0.005, 2)  # warm-up (kernels, workspaces)
+            times: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(args.repeats):
+                for w in (1, 2):
+                    with threadpool_limits(1):
+                        t = time.perf_counter()
+                        ifgsm(m, X, None, 0.1, 0.1 / args.steps, args.steps, workers=w)
+                        times[w].append(round(time.perf_counter() - t, 3))
+            med = {w: statistics.median(v) for w, v in times.items()}
+            print(f"{engine} engine, {name} float32, {args.n} points × {args.steps} steps: workers=1 {times[1]} s, "
+                  f"workers=2 {times[2]} s; median speed-up {med[1] / med[2]:.2f}×")
+    kernel_engine("auto")
     for rows in (1024, 8192, 65536):
         t = time.perf_counter()
         _ufunc_work(rows)

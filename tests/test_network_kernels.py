@@ -234,3 +234,33 @@ def test_value_and_predict_is_value_and_predict(sizes, loss):
         v, p = pot.value_and_predict(X)
         np.testing.assert_array_equal(v, pot.value(X))
         np.testing.assert_array_equal(p, pot.predict(X))
+
+
+def test_default_workers_follow_releases_gil(monkeypatch):
+    """solve_flow's default: block workers only when the potential's work releases the GIL
+    (numba engine), one worker with the numpy engine (measured slower with two)."""
+    import os
+
+    import wflow.flow as flow_mod
+
+    pools = []
+
+    class Recording(flow_mod.ThreadPoolExecutor):
+        def __init__(self, max_workers=None, **kw):
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, **kw)
+
+    monkeypatch.setattr(flow_mod, "ThreadPoolExecutor", Recording)
+    m = MLP.init((2, 8, 1), "relu", seed=0, dtype=np.float32)
+    X = RNG.normal(size=(70_000, 2))  # 4 blocks
+    L = make_loss(m, None, "mse", x=X)
+    engines = ["numpy"] + (["numba"] if nb is not None else [])
+    for engine in engines:
+        monkeypatch.setitem(mlp_mod._engine, "requested", engine)
+        monkeypatch.setitem(mlp_mod._engine, "kernels", None)
+        pools.clear()
+        assert (-L).releases_gil == (engine == "numba") and (-L + L).releases_gil == (engine == "numba")
+        wflow.solve_flow(-L, X, T=0.02, tau=0.01, budget=0.1)
+        assert pools == ([] if engine == "numpy" or (os.cpu_count() or 1) < 2 else [min(os.cpu_count(), 4)])
+    assert MLP.init((2, 1), "relu").releases_gil  # logistic regression: a few large numpy calls
+    mlp_mod.kernel_engine("auto")

@@ -39,7 +39,7 @@ NOT_HOT = {"exceeds", "_two_diff", "inner_box", "__post_init__", "rows", "solve_
 # whole call trees that run once per attack (input validation, the probe of x0, public value/
 # grad calls on float64 user input): not the per-step hot path
 COLD_SUBTREES = {"_probe", "predict", "logits", "predict_proba", "accuracy", "value", "grad",
-                 "value_and_grad", "__post_init__", "attack_potential", "random_start"}
+                 "value_and_grad", "value_and_predict", "__post_init__", "attack_potential", "random_start"}
 COLD_FILES = HOT_FILES | {str(ROOT / "potentials.py"), str(ROOT / "adversarial" / "attacks.py")}
 
 

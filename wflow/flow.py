@@ -347,9 +347,13 @@ def solve_flow(
         other through all steps, which keeps them in cache; results do not depend on it
         (except the random draws of ``selection="random"``, which are seeded per block).
     workers : int, optional
-        Threads stepping blocks concurrently (numpy releases the GIL). Default: all cores
-        when the potential and scheme declare ``thread_safe`` (built-in numpy potentials do;
-        user callables and framework models do not), else 1. Results do not depend on it.
+        Threads stepping blocks concurrently. They run in parallel as far as the potential's
+        work releases the GIL: large numpy calls and the MLP's numba kernels (one nogil call
+        per 1024-row block) do; many short numpy calls serialize. Default: all cores when the
+        potential and scheme declare ``thread_safe`` (built-in numpy potentials do; user
+        callables and framework models do not) and the potential ``releases_gil`` (an MLP
+        loss with the pure-numpy kernel engine does not: two workers were slower than one),
+        else 1. Results do not depend on it.
     progress : bool
         Show a tqdm progress bar.
     dtype : numpy.float64 or numpy.float32, optional
@@ -447,7 +451,8 @@ def solve_flow(
     rngs = rng.spawn(n_chunks) if n_chunks > 1 else [rng]
     block_infos: list[list[StepInfo]] = [[] for _ in range(n_chunks)]
     if workers is None:
-        parallel = potential.thread_safe and getattr(stepper, "thread_safe", False)
+        parallel = (potential.thread_safe and getattr(potential, "releases_gil", True)
+                    and getattr(stepper, "thread_safe", False))
         workers = min(os.cpu_count() or 1, n_chunks) if parallel else 1
     workers = integer(workers, "workers", low=1)
     bar = None

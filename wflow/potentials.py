@@ -143,6 +143,10 @@ class Potential:
     #: True when value/grad may run concurrently in threads on disjoint blocks of points
     #: (pure numpy code); user callables and framework models are assumed not to be.
     thread_safe: bool = False
+    #: True when value/grad spend their time in calls that release the GIL (large numpy
+    #: calls, nogil kernels), so that block workers run in parallel; :func:`wflow.solve_flow`
+    #: defaults to one worker otherwise (many short numpy calls serialize on the GIL).
+    releases_gil: bool = True
 
     # -- algebra --------------------------------------------------------------------------
     def __add__(self, other):
@@ -210,6 +214,7 @@ class SumPotential(Potential):
         self.parts = flat
         self.dim = _common_dim(flat)
         self.thread_safe = all(p.thread_safe for p in flat)
+        self.releases_gil = all(p.releases_gil for p in flat)
         self.smooth = all(p.smooth for p in flat)
 
     def restrict(self, rows: slice) -> SumPotential:
@@ -242,6 +247,7 @@ class ScaledPotential(Potential):
             raise ValueError(f"scale must be finite, got {scale!r}")
         self.base, self.scale, self.dim = base, float(scale), base.dim
         self.thread_safe = base.thread_safe
+        self.releases_gil = base.releases_gil
         self.smooth = base.smooth
 
     def restrict(self, rows: slice) -> ScaledPotential:

@@ -46,6 +46,12 @@ class LossPotential(Potential):
 
     thread_safe = True
     name = "loss"
+
+    @property
+    def releases_gil(self) -> bool:  # type: ignore[override]
+        """Whether block workers run in parallel: the model's (an MLP's numba engine: yes; its
+        numpy engine: about 30 short numpy calls per block, which serialize on the GIL)."""
+        return bool(getattr(self.model, "releases_gil", True))
     multiclass = False  # True for the k-class losses
 
     def __init__(self, model, y=None, *, x=None, scale: float = 1.0):

@@ -460,6 +460,12 @@ class MLP:
             return None
         return k.NETWORK[self.activation][self.dtype.char]
 
+    @property
+    def releases_gil(self) -> bool:
+        """True when a block's work runs without the GIL (the numba engine, or no hidden layer:
+        then a block is a few large numpy calls); block workers then run in parallel."""
+        return len(self.weights) < 2 or self._network_kernels() is not None
+
     def _block_forward(self, X: np.ndarray, ws: dict, derivs: bool) -> np.ndarray:
         """Hidden layers of one block (≤ ``BLOCK_ROWS`` rows) in the workspace buffers: returns the
         last hidden activations; with ``derivs`` also fills ``ws["d"]`` with a′(s_l)."""

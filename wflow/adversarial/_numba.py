@@ -3,8 +3,9 @@ supports; the pure-numpy path remains, ``WFLOW_KERNELS=numpy``).
 
 Only imported when numba is importable and the engine is "numba" or "auto"
 (:func:`wflow.adversarial.mlp.kernel_engine`), at the first kernel call; ``import wflow``
-never loads it. The activation kernels compute exactly the formulas of the numpy path (docs/precision.md, "GELU in float32") in one
-fused, SIMD-vectorized loop instead of ~23 numpy passes:
+never loads it. The activation kernels compute exactly the formulas of the numpy path
+(docs/precision.md, "GELU in float32") in one fused, SIMD-vectorized loop instead of ~23 numpy
+passes:
 
     Φ(−|s|) = φ(s) · t · √(π/2) P(t),  t = 1/(1 + p|s|/√2)   (Abramowitz & Stegun 7.1.26),
     Φ(s) = ½ + (½ − Φ(−|s|)) for s ≥ 0,  a(s) = s Φ(s),  a′(s) = Φ(s) + s φ(s),
@@ -14,7 +15,8 @@ with e^{−s²/2} evaluated once by Cody–Waite reduction and Cephes' ``expf`` 
 ``error_model="numpy"`` (no division-by-zero branch, so the loop vectorizes), FMA contraction
 allowed (it only removes roundings); no other fast-math flag, so the error analysis holds as written.
 Float64 GELU uses Cody's erf/erfc approximations instead (:func:`make_phi64`; docs/precision.md,
-"GELU in float64"); fused bias + ReLU serves both dtypes.
+"GELU in float64"); fused bias + ReLU serves both dtypes. :func:`make_network_kernels` runs a
+block's whole forward and backward pass around these kernels in one call that releases the GIL.
 """
 
 from __future__ import annotations
@@ -393,8 +395,8 @@ def make_network_kernels(bias_act, bias_act_forward) -> NetworkKernels:
 
     @njit(error_model="numpy", nogil=True)
     def backward(dz, dims, offs, P, S, D, out):
-        """k-class model: out = ∂⟨dz, z⟩/∂x from the cotangent dz (n, k) after :func:`hidden`
-        with derivatives filled the buffers."""
+        """k-class model: out = ∂⟨dz, z⟩/∂x for the cotangent dz (n, k), once ``hidden(...,
+        derivs=True)`` has filled S and D for the same block."""
         n = dz.shape[0]
         L = dims.shape[0] - 2
         w, k = dims[L], dims[L + 1]

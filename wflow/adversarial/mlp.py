@@ -473,7 +473,7 @@ class MLP:
         if net is not None:  # one nogil call for the whole block
             c = ws["cache"]
             return net.hidden(np.ascontiguousarray(X), c["dims"], c["offs"], c["P"], c["BT"], c["rows"],
-                          ws["S"], ws["D"], derivs)
+                              ws["S"], ws["D"], derivs)
         relu = self.activation == "relu"
         f32 = self.dtype == np.float32
         S, D, SF, DF, BT, TQ = ws["s"], ws["d"], ws["sflat"], ws["dflat"], ws["btile"], ws["tq"]
@@ -550,8 +550,8 @@ class MLP:
             if net is not None:  # the whole block in one nogil call (numba engine)
                 ob = out[start:stop]
                 g = ob if ob.flags.c_contiguous else np.empty(ob.shape, self.dtype)
-                net.logits_grad(np.ascontiguousarray(X[start:stop]), c["dims"], c["offs"], c["P"], c["BT"], c["rows"],
-                       wl, ws["wtile"], bl, ws["S"], ws["D"], z[start:stop], g)
+                net.logits_grad(np.ascontiguousarray(X[start:stop]), c["dims"], c["offs"], c["P"], c["BT"],
+                                c["rows"], wl, ws["wtile"], bl, ws["S"], ws["D"], z[start:stop], g)
                 if g is not ob:
                     ob[...] = g
                 continue

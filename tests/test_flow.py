@@ -131,8 +131,9 @@ def test_block_size_workers_and_single_point_agree():
 def test_block_runner_matches_one_full_array_loop(K):
     """wflow.flow._step_blocks (the loop shared by solve_flow and adversarial training's
     linf_flow_steps) against the scheme stepped once over all rows: every block size, worker
-    count and storage pattern (every step; the end only, through the scratch ping-pong for odd
-    and even K) gives the same iterates bit for bit, and the start x0 is never written."""
+    count and storage pattern (every step; every third; the end only — unstored steps ping-pong
+    between scratch and the next stored slab, for odd and even gaps) gives the same iterates
+    bit for bit, and the start x0 is never written."""
     from wflow.flow import _step_blocks
     from wflow.schemes import EulerScheme
     from wflow.steps import Ball
@@ -155,7 +156,13 @@ def test_block_runner_matches_one_full_array_loop(K):
         assert infos == [[]] * -(-203 // chunk)  # Euler keeps no step records
         end = np.empty((1,) + x0.shape)
         _step_blocks(stepper, V, x0, h, Ball(c, 0.15, "linf"), chunk, end, [-1] * K + [0], workers=workers)
+        keep = np.unique(np.r_[0:K + 1:3, K])
+        slot = np.full(K + 1, -1)
+        slot[keep] = np.arange(len(keep))
+        some = np.empty((len(keep),) + x0.shape)
+        _step_blocks(stepper, V, x0, h, Ball(c, 0.15, "linf"), chunk, some, slot, workers=workers)
         assert np.array_equal(every[1:], ref[1:]) and np.array_equal(end[0], ref[-1])
+        assert np.array_equal(some[1:], ref[keep[1:]])
         assert np.array_equal(x0, x_start)
 
 def test_random_selection_is_reproducible_and_moves_zero_components():

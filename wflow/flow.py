@@ -486,9 +486,9 @@ def solve_flow(
     )
 
 
-def _step_blocks(stepper, potential: Potential, x0: np.ndarray, h: np.ndarray, ball: Ball | None,
-                 chunk_size: int, store: np.ndarray, slot, *, rngs=None, workers: int = 1,
-                 bar=None, grid: np.ndarray | None = None) -> list[list[StepInfo]]:
+def _step_blocks(stepper, potential: Potential, x0: np.ndarray, h, ball: Ball | None, chunk_size: int,
+                 store: np.ndarray, slot, *, rngs=None, workers: int = 1, bar=None,
+                 grid: np.ndarray | None = None) -> list[list[StepInfo]]:
     """The flow solver's loop: blocks of particles, each through all K = len(h) steps.
 
     Shared by :func:`solve_flow` and the validated-once inner loop of adversarial training
@@ -501,17 +501,18 @@ def _step_blocks(stepper, potential: Potential, x0: np.ndarray, h: np.ndarray, b
     potential : Potential
         Restricted to each block's rows when there is more than one block.
     x0 : ndarray, shape (n, d)
-        Start (read only).
-    h : ndarray, shape (K,)
+        Start (only read).
+    h : ndarray or sequence, shape (K,)
         Step sizes, in the positions' dtype.
     ball : Ball or None
         The budget ball (per block: :meth:`Ball.rows`).
     chunk_size : int
         Particles per block (the last block may be shorter).
     store : ndarray, shape (m, n, d)
-        Step k (1 ≤ k ≤ K) writes into ``store[slot[k]]`` when ``slot[k] >= 0``, else into two
-        scratch blocks (allocated per block, only if needed). ``store[slot[1]]`` must not be x0.
-    slot : sequence of int, length K + 1
+        Step k (1 ≤ k ≤ K) ends in ``store[slot[k]]`` when ``slot[k] >= 0``; x0 must not overlap
+        these. Unstored steps alternate between one scratch block and the next stored step's
+        slab, so that the step before a stored one writes into scratch.
+    slot : sequence of int, length K + 1, with ``slot[K] >= 0``
     rngs : list of Generator, optional
         One per block (None: the scheme gets ``rng=None``).
     workers : int
@@ -527,29 +528,43 @@ def _step_blocks(stepper, potential: Potential, x0: np.ndarray, h: np.ndarray, b
     """
     n = len(x0)
     K = len(h)
+    # float64: Python floats (cheaper in ufuncs, same values); float32: numpy float32 scalars
+    taus = h.tolist() if isinstance(h, np.ndarray) and h.dtype == np.float64 else list(h)
+    # where step k writes: its stored slab, or (unstored, counting back from the next stored
+    # step j) that slab when j − k is even and the scratch block when it is odd
+    where = [-1] * (K + 1)
+    target, gap = -1, 0
+    for k in range(K, 0, -1):
+        if slot[k] >= 0:
+            target, gap = int(slot[k]), 0
+            where[k] = target
+        else:
+            gap += 1
+            where[k] = -1 if gap % 2 else target
     n_chunks = -(-n // chunk_size)
-    slots = [int(s) for s in slot]
     block_infos: list[list[StepInfo]] = [[] for _ in range(n_chunks)]
 
     def run_block(b: int) -> None:
-        sl = slice(b * chunk_size, min(n, (b + 1) * chunk_size))
-        bball = ball.rows(sl) if ball is not None else None
-        pot = potential.restrict(sl) if n_chunks > 1 else potential
+        if n_chunks > 1:
+            sl = slice(b * chunk_size, min(n, (b + 1) * chunk_size))
+            bball = ball.rows(sl) if ball is not None else None
+            pot = potential.restrict(sl)
+        else:
+            sl, bball, pot = slice(0, n), ball, potential
         rng = rngs[b] if rngs is not None else None
         infos = block_infos[b]
         x = x0[sl]
-        scratch: tuple[np.ndarray, np.ndarray] | None = None
+        scratch = None
         for k in range(K):
-            # write straight into the store; unstored steps go to scratch
-            s = slots[k + 1]
+            s = where[k + 1]
             if s >= 0:
                 dest = store[s, sl]
             else:
                 if scratch is None:
-                    scratch = (np.empty_like(x), np.empty_like(x))
-                dest = scratch[0] if x is not scratch[0] else scratch[1]
+                    scratch = np.empty_like(x)
+                dest = scratch
             try:
-                info = stepper.step(pot, x, h[k], bball, dest, rng)
+                info = stepper.step(pot, x, taus[k], bball, dest, rng)
             except NonFiniteStep as exc:
                 i = sl.start + int(exc.rows[0])
                 when = f" (t = {grid[k]:g} → {grid[k + 1]:g})" if grid is not None else ""

@@ -299,7 +299,7 @@ def linf_flow_steps(L, X: np.ndarray, eps: float, tau: float, steps: int) -> np.
     if steps == 0:
         return X.copy()
     # step sizes and the budget ball as solve_flow(-L, X, steps * tau, tau, budget=eps) makes them
-    h = np.full(steps, round_down(tau, dt) if dt != np.float64 else float(tau), dtype=dt)
+    h = [round_down(tau, dt) if dt != np.float64 else float(tau)] * steps
     slot = [-1] * steps + [0]  # keep the end point only
     out = np.empty((1, n, d), dtype=dt)
     _step_blocks(EULER_LINF, -L, X, h, Ball(X, float(eps), LINF), default_chunk_size(n, d, dt), out, slot)

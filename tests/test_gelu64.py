@@ -52,6 +52,18 @@ def reference():
     return s, phi_exact(s)
 
 
+def ndtr_of(phi_parts):
+    """An ``ndtr64``-like kernel around another ``phi_parts`` (for the mutants)."""
+    from numba import njit
+
+    @njit
+    def ndtr(x, out):
+        for i in range(x.shape[0]):
+            out[i] = phi_parts(x[i])[0]
+
+    return ndtr
+
+
 def kernel_phi(s: np.ndarray, kernel=None) -> np.ndarray:
     out = np.empty_like(s)
     (kernel or nb.ndtr64)(s, out)
@@ -124,7 +136,7 @@ def test_mutant_coefficient_violates_the_bound(reference):
     for name, i, rel in (("a", 2, 1e-12), ("c", 3, 1e-12), ("q", 1, 1e-9)):
         coef = list(getattr(nb, "CODY_" + name.upper()))
         coef[i] *= 1 + rel
-        mutant = nb.make_kernels64(nb.make_phi64(**{name: tuple(coef)}))[0]
+        mutant = ndtr_of(nb.make_phi64(**{name: tuple(coef)}))
         assert not np.all(within_phi_bound(kernel_phi(s, mutant), ref)), name
 
 

@@ -103,29 +103,56 @@ def float64_variables(dispatcher) -> dict:
     return bad
 
 
+def fresh_float64_variables(kernel, *args) -> dict:
+    """float64 variables of a fresh, uncached compilation of ``kernel`` for these arguments (the
+    kernels are cached on disk, and a cache hit has machine code but no numba types)."""
+    from numba import njit, typeof
+
+    options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+    fresh = njit(**options)(kernel.py_func)
+    fresh.compile(tuple(typeof(a) for a in args))
+    return float64_variables(fresh)
+
+
 @needs_numba
 def test_float32_kernels_have_no_float64_intermediate(numba_engine):
-    """Instrumented run, compiled side: every variable of every float32 kernel the hot path ran
+    """Instrumented run, compiled side: every variable of every float32 kernel of the hot path
     (inlined helpers included) is float32 — numba types a literal such as 0.5 as float64, which
-    would upcast a whole vectorized loop."""
-    X = RNG.normal(size=(300, 2))
+    would upcast a whole vectorized loop. The whole-network kernels are checked with the argument
+    types the float32 attacks really passed them (read from their dispatchers)."""
+    from numba import typeof
+
+    f32 = np.float32
+    n = 50
+    X = RNG.normal(size=(n, 2)).astype(f32)
+    flat = [RNG.normal(size=n * 8).astype(f32) for _ in range(3)]
+    for kernel in (nb.bias_relu, nb.bias_gelu32):
+        assert fresh_float64_variables(kernel, *flat) == {}, kernel.py_func.__name__
+    for kernel in (nb.bias_relu_forward, nb.bias_gelu32_forward):
+        assert fresh_float64_variables(kernel, *flat[:2]) == {}, kernel.py_func.__name__
     for act in ("relu", "gelu"):
-        for m in (MLP.init((2, 8, 8, 1), act, seed=0, dtype=np.float32),
-                  MLP.init((2, 8, 3), act, seed=0, dtype=np.float32)):
+        binary, multi = (MLP.init(sizes, act, seed=0, dtype=f32) for sizes in ((2, 8, 8, 1), (2, 8, 3)))
+        for m in (binary, multi):  # the hot path, through the dispatchers
             ifgsm(m, X, None, 0.1, 0.02, 2, loss="ce", workers=1)
-            m.logits(X)
-    kernels = [nb.bias_relu, nb.bias_relu_forward, nb.bias_gelu32, nb.bias_gelu32_forward]
-    for act in ("relu", "gelu"):
-        kernels += list(nb.NETWORK[act]["f"])
-    ran = [k for k in kernels if any("float32" in str(s) for s in k.overloads)]
-    assert len(ran) == len(kernels)  # all of them were compiled for float32 by the run above
-    for k in kernels:
-        assert float64_variables(k) == {}, k.py_func.__name__
+        tag = nb.TAGS[act]
+        ws = binary._workspace(n)
+        c = ws["cache"]
+        hidden = (tag, X, c["dims"], c["offs"], c["P"], c["BT"], c["rows"], ws["S"], ws["D"], True)
+        grad = (tag, X, c["dims"], c["offs"], c["P"], c["BT"], c["rows"], binary._wlast, ws["wtile"],
+                binary.biases[-1][0], ws["S"], ws["D"], np.empty(n, f32), np.empty((n, 2), f32))
+        pull = (np.empty((n, 8), f32), 0, c["dims"], c["offs"], c["P"], ws["S"], ws["D"], np.empty((n, 2), f32))
+        wm = multi._workspace(n)
+        cm = wm["cache"]
+        back = (np.empty((n, 3), f32), cm["dims"], cm["offs"], cm["P"], wm["S"], wm["D"], np.empty((n, 2), f32))
+        for kernel, args in ((nb.hidden, hidden), (nb.logits_grad, grad), (nb.backward, back)):
+            assert tuple(typeof(a) for a in args) in kernel.overloads  # what the attack passed
+            assert fresh_float64_variables(kernel, *args) == {}, kernel.py_func.__name__
+        assert fresh_float64_variables(nb.pull_back, *pull) == {}
 
 
 @needs_numba
 def test_float64_check_catches_a_float64_literal():
-    """Mutant: a bias + activation kernel with a literal 0.5 is reported."""
+    """Mutant: a bias + activation kernel with a literal 0.5 (typed float64 by numba) is reported."""
     from numba import njit
 
     @njit(nogil=True)
@@ -135,31 +162,20 @@ def test_float64_check_catches_a_float64_literal():
             d[i] = 1.0
             s[i] = x * 0.5 if x < 0 else x
 
-    @njit(nogil=True)
-    def leaky_forward(s, b):
-        for i in range(s.shape[0]):
-            x = s[i] + b[i]
-            s[i] = x * 0.5 if x < 0 else x
-
-    net = nb.make_network_kernels(leaky, leaky_forward)
-    m = MLP.init((2, 8, 1), "relu", seed=0, dtype=np.float32)
-    X = RNG.normal(size=(20, 2)).astype(np.float32)
-    ws = m._workspace(20)
-    c = ws["cache"]
-    net.hidden(X, c["dims"], c["offs"], c["P"], c["BT"], c["rows"], ws["S"], ws["D"], True)
-    assert float64_variables(net.hidden) == {}  # the network code itself is clean ...
-    assert float64_variables(leaky)  # ... the mutant activation is caught
+    s32 = RNG.normal(size=50).astype(np.float32)
+    leaky(s32, np.zeros_like(s32), np.empty_like(s32))
+    assert float64_variables(leaky)
+    assert fresh_float64_variables(nb.bias_relu, s32, np.zeros_like(s32), np.empty_like(s32)) == {}
 
 
 @needs_numba
 def test_every_kernel_releases_the_gil():
     """Block workers scale only if no kernel holds the GIL (BENCHMARKS.md, '2 threads')."""
-    kernels = [nb.bias_relu, nb.bias_relu_forward, nb.bias_gelu32, nb.bias_gelu32_forward,
-               nb.bias_gelu64, nb.bias_gelu64_forward]
-    for act in nb.NETWORK.values():
-        for net in act.values():
-            kernels += list(net)
-    assert all(k.targetoptions.get("nogil") for k in kernels)
+    assert len(nb.KERNELS) == 13
+    assert all(k.targetoptions.get("nogil") for k in nb.KERNELS)
+    from numba.core.caching import FunctionCache
+
+    assert all(isinstance(k._cache, FunctionCache) for k in nb.KERNELS)  # compiled once per machine
 
 
 @needs_numba

@@ -15,18 +15,17 @@ with e^{−s²/2} evaluated once by Cody–Waite reduction and Cephes' ``expf`` 
 ``error_model="numpy"`` (no division-by-zero branch, so the loop vectorizes), FMA contraction
 allowed (it only removes roundings); no other fast-math flag, so the error analysis holds as written.
 Float64 GELU uses Cody's erf/erfc approximations instead (:func:`make_phi64`; docs/precision.md,
-"GELU in float64"); fused bias + ReLU serves both dtypes. :func:`make_network_kernels` runs a
-block's whole forward and backward pass around these kernels in one call that releases the GIL.
+"GELU in float64"); fused bias + ReLU serves both dtypes. :func:`hidden`, :func:`logits_grad`
+and :func:`backward` run a block's whole forward and backward pass around these kernels in one
+call that releases the GIL. Every kernel is cached on disk by numba (``cache=True``).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 _F = np.float32
 _P = _F(0.3275911 / np.sqrt(2.0))
@@ -80,7 +79,7 @@ def _phi_parts(x):
     return cdf, e
 
 
-@njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
 def gelu32_and_deriv(s, d):
     """s ← s Φ(s) and d ← Φ(s) + s φ(s), for 1-D float32 arrays of equal length."""
     for i in range(s.shape[0]):
@@ -90,7 +89,7 @@ def gelu32_and_deriv(s, d):
         s[i] = x * cdf
 
 
-@njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
 def gelu32(s):
     """s ← s Φ(s) for a 1-D float32 array."""
     for i in range(s.shape[0]):
@@ -100,7 +99,7 @@ def gelu32(s):
 
 
 # -- fused bias add + activation over a layer's flat (n·w,) pre-activations and tiled biases --
-@njit(error_model="numpy", nogil=True)
+@njit(error_model="numpy", nogil=True, cache=True)
 def bias_relu(s, b, d):
     """s ← max(s + b, 0) and d ← 1{s + b > 0} (float32 or float64; the numpy path's values)."""
     for i in range(s.shape[0]):
@@ -110,7 +109,7 @@ def bias_relu(s, b, d):
         s[i] = x * pos  # x · 1{x > 0} in x's precision: −0.0 and NaN as numpy's product
 
 
-@njit(error_model="numpy", nogil=True)
+@njit(error_model="numpy", nogil=True, cache=True)
 def bias_relu_forward(s, b):
     """s ← (s + b) 1{s + b > 0}."""
     for i in range(s.shape[0]):
@@ -118,7 +117,7 @@ def bias_relu_forward(s, b):
         s[i] = x * (x > 0)
 
 
-@njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
 def bias_gelu32(s, b, d):
     """s ← a(s + b), d ← a′(s + b) (float32 GELU, as :func:`gelu32_and_deriv`)."""
     for i in range(s.shape[0]):
@@ -128,7 +127,7 @@ def bias_gelu32(s, b, d):
         s[i] = x * cdf
 
 
-@njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
 def bias_gelu32_forward(s, b):
     """s ← a(s + b) (float32 GELU)."""
     for i in range(s.shape[0]):
@@ -281,36 +280,32 @@ def make_phi64(a=CODY_A, b=CODY_B, c=CODY_C, d=CODY_D, p=CODY_P, q=CODY_Q):
     return phi_parts
 
 
-def make_kernels64(phi_parts):
-    """The float64 kernels around ``phi_parts`` (see :func:`make_phi64`): ``ndtr64(x, out)``,
-    ``bias_gelu64(s, b, d)``, ``bias_gelu64_forward(s, b)`` on 1-D float64 arrays."""
-
-    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
-    def ndtr64(x, out):
-        """out ← Φ(x)."""
-        for i in range(x.shape[0]):
-            out[i] = phi_parts(x[i])[0]
-
-    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
-    def bias_gelu64(s, b, d):
-        """s ← a(s + b) = (s + b) Φ(s + b), d ← a′(s + b) = Φ + (s + b) φ."""
-        for i in range(s.shape[0]):
-            x = s[i] + b[i]
-            cdf, pdf = phi_parts(x)
-            d[i] = cdf + x * pdf
-            s[i] = x * cdf
-
-    @njit(fastmath=_FLAGS, error_model="numpy", nogil=True)
-    def bias_gelu64_forward(s, b):
-        """s ← a(s + b)."""
-        for i in range(s.shape[0]):
-            x = s[i] + b[i]
-            s[i] = x * phi_parts(x)[0]
-
-    return ndtr64, bias_gelu64, bias_gelu64_forward
+_phi64 = make_phi64()  # the published coefficients
 
 
-ndtr64, bias_gelu64, bias_gelu64_forward = make_kernels64(make_phi64())
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
+def ndtr64(x, out):
+    """out ← Φ(x) (1-D float64 arrays)."""
+    for i in range(x.shape[0]):
+        out[i] = _phi64(x[i])[0]
+
+
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
+def bias_gelu64(s, b, d):
+    """s ← a(s + b) = (s + b) Φ(s + b), d ← a′(s + b) = Φ + (s + b) φ (1-D float64 arrays)."""
+    for i in range(s.shape[0]):
+        x = s[i] + b[i]
+        cdf, pdf = _phi64(x)
+        d[i] = cdf + x * pdf
+        s[i] = x * cdf
+
+
+@njit(fastmath=_FLAGS, error_model="numpy", nogil=True, cache=True)
+def bias_gelu64_forward(s, b):
+    """s ← a(s + b) (1-D float64 arrays)."""
+    for i in range(s.shape[0]):
+        x = s[i] + b[i]
+        s[i] = x * _phi64(x)[0]
 
 
 # -- whole-network kernels: one call per block, the GIL released throughout ------------------
@@ -322,100 +317,124 @@ ndtr64, bias_gelu64, bias_gelu64_forward = make_kernels64(make_phi64())
 # for every layer l, W_l (n_l × n_{l+1}, row-major) and then W_lᵀ, starting at ``offs[l]``;
 # ``BT`` the hidden biases tiled over ``rows`` rows (layer after layer); ``S``/``D`` flat
 # scratch of n·Σ n_l entries holding the pre-activations/activations and a′ of each hidden layer.
-class NetworkKernels(NamedTuple):
-    """The whole-network kernels of one activation (numba dispatchers; each compiles once per dtype)."""
+# The activation is chosen by the *type* of ``tag`` (an empty int8 array for ReLU, int16 for
+# GELU; float32/float64 GELU by the dtype of the data): numba compiles one specialization per
+# activation and dtype, and — module-level functions, no closures — caches it on disk
+# (``cache=True``), so a new process does not pay the compilation (seconds) again.
+RELU_TAG = np.zeros(0, np.int8)
+GELU_TAG = np.zeros(0, np.int16)
+#: activation name → the tag the network kernels take
+TAGS = {"relu": RELU_TAG, "gelu": GELU_TAG}
 
-    hidden: Any
-    logits_grad: Any
-    backward: Any
-    pull_back: Any
+
+def bias_act(tag, s, b, d, derivs):  # pragma: no cover - replaced by its overload in kernels
+    """s ← a(s + b) (and d ← a′(s + b) when ``derivs``) for the activation of ``tag``."""
+    raise NotImplementedError("numba-only")
 
 
-def make_network_kernels(bias_act, bias_act_forward) -> NetworkKernels:
-    """The whole-network kernels around one activation's fused bias kernels."""
-
-    @njit(error_model="numpy", nogil=True)
-    def hidden(X, dims, offs, P, BT, rows, S, D, derivs):
-        """h_l = a(h_{l−1} W_l + b_l) for the hidden layers (into S; a′ into D when ``derivs``);
-        returns the last hidden activations (a view of S)."""
-        n = X.shape[0]
-        h = X
-        o = 0
-        bo = 0
-        for layer in range(dims.shape[0] - 2):
-            a, b = dims[layer], dims[layer + 1]
-            p = offs[layer]
-            s = S[o:o + n * b].reshape(n, b)
-            np.dot(h, P[p:p + a * b].reshape(a, b), s)
+@overload(bias_act, jit_options={"nogil": True})
+def _bias_act_typed(tag, s, b, d, derivs):
+    if tag.dtype == types.int8:
+        def relu(tag, s, b, d, derivs):
             if derivs:
-                bias_act(S[o:o + n * b], BT[bo:bo + n * b], D[o:o + n * b])
+                bias_relu(s, b, d)
             else:
-                bias_act_forward(S[o:o + n * b], BT[bo:bo + n * b])
-            o += n * b
-            bo += rows * b
-            h = s
-        return h
+                bias_relu_forward(s, b)
+        return relu
+    if s.dtype == types.float32:
+        def gelu32(tag, s, b, d, derivs):
+            if derivs:
+                bias_gelu32(s, b, d)
+            else:
+                bias_gelu32_forward(s, b)
+        return gelu32
 
-    @njit(error_model="numpy", nogil=True)
-    def _pull_back(delta, o, dims, offs, P, S, D, out):
-        """From δ = ∂/∂h_L at layer L (a view of S ending at offset o): δ ← (δ W_lᵀ) ⊙ a′_{l−1}
-        down to the input layer, out = δ W_0ᵀ."""
-        n = delta.shape[0]
-        for layer in range(dims.shape[0] - 3, 0, -1):
-            a, b = dims[layer], dims[layer + 1]
-            pt = offs[layer] + a * b
-            o -= n * a
-            s = S[o:o + n * a].reshape(n, a)
-            np.dot(delta, P[pt:pt + a * b].reshape(b, a), s)
-            sf, df = S[o:o + n * a], D[o:o + n * a]
-            for i in range(n * a):
-                sf[i] *= df[i]
-            delta = s
-        a, b = dims[0], dims[1]
-        pt = offs[0] + a * b
-        np.dot(delta, P[pt:pt + a * b].reshape(b, a), out)
+    def gelu64(tag, s, b, d, derivs):
+        if derivs:
+            bias_gelu64(s, b, d)
+        else:
+            bias_gelu64_forward(s, b)
+    return gelu64
 
-    @njit(error_model="numpy", nogil=True)
-    def logits_grad(X, dims, offs, P, BT, rows, wl, wtile, bl, S, D, z, out):
-        """Binary model: z = h_L w + b (into z, (n,)) and ∂z/∂x (into out, (n, d))."""
-        n = X.shape[0]
-        L = dims.shape[0] - 2
-        h = hidden(X, dims, offs, P, BT, rows, S, D, True)
-        np.dot(h, wl, z)
-        for i in range(n):
-            z[i] += bl
-        w = dims[L]
-        o = 0
-        for layer in range(1, L):
-            o += n * dims[layer]
-        df = D[o:o + n * w]
-        for i in range(n * w):
-            df[i] *= wtile[i]  # δ = a′(s_L) ⊙ w
-        _pull_back(df.reshape(n, w), o, dims, offs, P, S, D, out)
 
-    @njit(error_model="numpy", nogil=True)
-    def backward(dz, dims, offs, P, S, D, out):
-        """k-class model: out = ∂⟨dz, z⟩/∂x for the cotangent dz (n, k), once ``hidden(...,
-        derivs=True)`` has filled S and D for the same block."""
-        n = dz.shape[0]
-        L = dims.shape[0] - 2
-        w, k = dims[L], dims[L + 1]
-        o = 0
-        for layer in range(1, L):
-            o += n * dims[layer]
-        pt = offs[L] + w * k
-        delta = S[o:o + n * w].reshape(n, w)
-        np.dot(dz, P[pt:pt + w * k].reshape(k, w), delta)
-        sf, df = S[o:o + n * w], D[o:o + n * w]
-        for i in range(n * w):
+@njit(error_model="numpy", nogil=True, cache=True)
+def hidden(tag, X, dims, offs, P, BT, rows, S, D, derivs):
+    """h_l = a(h_{l−1} W_l + b_l) for the hidden layers of one block (into S; a′ into D when
+    ``derivs``); returns the last hidden activations (a view of S)."""
+    n = X.shape[0]
+    h = X
+    o = 0
+    bo = 0
+    for layer in range(dims.shape[0] - 2):
+        a, b = dims[layer], dims[layer + 1]
+        p = offs[layer]
+        s = S[o:o + n * b].reshape(n, b)
+        np.dot(h, P[p:p + a * b].reshape(a, b), s)
+        bias_act(tag, S[o:o + n * b], BT[bo:bo + n * b], D[o:o + n * b], derivs)
+        o += n * b
+        bo += rows * b
+        h = s
+    return h
+
+
+@njit(error_model="numpy", nogil=True, cache=True)
+def pull_back(delta, o, dims, offs, P, S, D, out):
+    """From δ = ∂/∂h_L (n, n_L), a view of S ending at offset o: δ ← (δ W_lᵀ) ⊙ a′_{l−1} down to
+    the first hidden layer, then out = δ W_0ᵀ (n, d)."""
+    n = delta.shape[0]
+    for layer in range(dims.shape[0] - 3, 0, -1):
+        a, b = dims[layer], dims[layer + 1]
+        pt = offs[layer] + a * b
+        o -= n * a
+        s = S[o:o + n * a].reshape(n, a)
+        np.dot(delta, P[pt:pt + a * b].reshape(b, a), s)
+        sf, df = S[o:o + n * a], D[o:o + n * a]
+        for i in range(n * a):
             sf[i] *= df[i]
-        _pull_back(delta, o, dims, offs, P, S, D, out)
+        delta = s
+    a, b = dims[0], dims[1]
+    pt = offs[0] + a * b
+    np.dot(delta, P[pt:pt + a * b].reshape(b, a), out)
 
-    return NetworkKernels(hidden, logits_grad, backward, _pull_back)
+
+@njit(error_model="numpy", nogil=True, cache=True)
+def logits_grad(tag, X, dims, offs, P, BT, rows, wl, wtile, bl, S, D, z, out):
+    """Binary model: z = h_L w + b (into z, (n,)) and ∂z/∂x (into out, (n, d))."""
+    n = X.shape[0]
+    L = dims.shape[0] - 2
+    h = hidden(tag, X, dims, offs, P, BT, rows, S, D, True)
+    np.dot(h, wl, z)
+    for i in range(n):
+        z[i] += bl
+    w = dims[L]
+    o = 0
+    for layer in range(1, L):
+        o += n * dims[layer]
+    df = D[o:o + n * w]
+    for i in range(n * w):
+        df[i] *= wtile[i]  # δ = a′(s_L) ⊙ w
+    pull_back(df.reshape(n, w), o, dims, offs, P, S, D, out)
 
 
-_RELU = make_network_kernels(bias_relu, bias_relu_forward)  # one set for both dtypes
-#: activation name → dtype char ("f" float32, "d" float64) → the whole-network kernels
-NETWORK = {"relu": {"f": _RELU, "d": _RELU},
-           "gelu": {"f": make_network_kernels(bias_gelu32, bias_gelu32_forward),
-                    "d": make_network_kernels(bias_gelu64, bias_gelu64_forward)}}
+@njit(error_model="numpy", nogil=True, cache=True)
+def backward(dz, dims, offs, P, S, D, out):
+    """k-class model: out = ∂⟨dz, z⟩/∂x for the cotangent dz (n, k), once ``hidden(...,
+    derivs=True)`` has filled S and D for the same block."""
+    n = dz.shape[0]
+    L = dims.shape[0] - 2
+    w, k = dims[L], dims[L + 1]
+    o = 0
+    for layer in range(1, L):
+        o += n * dims[layer]
+    pt = offs[L] + w * k
+    delta = S[o:o + n * w].reshape(n, w)
+    np.dot(dz, P[pt:pt + w * k].reshape(k, w), delta)
+    sf, df = S[o:o + n * w], D[o:o + n * w]
+    for i in range(n * w):
+        sf[i] *= df[i]
+    pull_back(delta, o, dims, offs, P, S, D, out)
+
+
+#: every compiled kernel of this module (tests check their types and GIL release)
+KERNELS = (gelu32_and_deriv, gelu32, bias_relu, bias_relu_forward, bias_gelu32, bias_gelu32_forward,
+           ndtr64, bias_gelu64, bias_gelu64_forward, hidden, pull_back, logits_grad, backward)

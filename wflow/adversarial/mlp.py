@@ -400,7 +400,7 @@ class MLP:
             rows = max(rows, BLOCK_ROWS)
             dt = self.dtype
             widths = [W.shape[1] for W in self.weights[:-1]]
-            # the numba engine's packed layout (``_numba.make_network_kernels``): every layer's
+            # the numba engine's packed layout (``_numba.hidden`` and the kernels after it): every layer's
             # W_l then W_lᵀ in one array, the tiled hidden biases one after the other
             P = np.concatenate([np.concatenate([W.ravel(), W.T.ravel()]) for W in self.weights]).astype(dt)
             sizes = [2 * W.size for W in self.weights]
@@ -453,12 +453,13 @@ class MLP:
         return ws
 
     def _network_kernels(self):
-        """The numba engine's whole-network kernels for this activation and dtype
-        (``_numba.NetworkKernels``), or None (numpy engine, or no hidden layer)."""
+        """``(module, tag)``: the numba engine's whole-network kernels (``_numba.hidden``,
+        ``logits_grad``, ``backward``) and this activation's tag, or None (numpy engine, or no
+        hidden layer)."""
         k = _resolve_kernels()
         if k is False or len(self.weights) < 2:
             return None
-        return k.NETWORK[self.activation][self.dtype.char]
+        return k, k.TAGS[self.activation]
 
     @property
     def releases_gil(self) -> bool:
@@ -471,9 +472,10 @@ class MLP:
         last hidden activations; with ``derivs`` also fills ``ws["d"]`` with a′(s_l)."""
         net = self._network_kernels()
         if net is not None:  # one nogil call for the whole block
+            k, tag = net
             c = ws["cache"]
-            return net.hidden(np.ascontiguousarray(X), c["dims"], c["offs"], c["P"], c["BT"], c["rows"],
-                              ws["S"], ws["D"], derivs)
+            return k.hidden(tag, np.ascontiguousarray(X), c["dims"], c["offs"], c["P"], c["BT"], c["rows"],
+                            ws["S"], ws["D"], derivs)
         relu = self.activation == "relu"
         f32 = self.dtype == np.float32
         S, D, SF, DF, BT, TQ = ws["s"], ws["d"], ws["sflat"], ws["dflat"], ws["btile"], ws["tq"]
@@ -550,8 +552,8 @@ class MLP:
             if net is not None:  # the whole block in one nogil call (numba engine)
                 ob = out[start:stop]
                 g = ob if ob.flags.c_contiguous else np.empty(ob.shape, self.dtype)
-                net.logits_grad(np.ascontiguousarray(X[start:stop]), c["dims"], c["offs"], c["P"], c["BT"],
-                                c["rows"], wl, ws["wtile"], bl, ws["S"], ws["D"], z[start:stop], g)
+                net[0].logits_grad(net[1], np.ascontiguousarray(X[start:stop]), c["dims"], c["offs"], c["P"],
+                                   c["BT"], c["rows"], wl, ws["wtile"], bl, ws["S"], ws["D"], z[start:stop], g)
                 if g is not ob:
                     ob[...] = g
                 continue
@@ -593,7 +595,7 @@ class MLP:
             if net is not None:  # the backward pass in one nogil call (numba engine)
                 ob = out[start:stop]
                 g = ob if ob.flags.c_contiguous else np.empty(ob.shape, self.dtype)
-                net.backward(np.ascontiguousarray(dz), c["dims"], c["offs"], c["P"], ws["S"], ws["D"], g)
+                net[0].backward(np.ascontiguousarray(dz), c["dims"], c["offs"], c["P"], ws["S"], ws["D"], g)
                 if g is not ob:
                     ob[...] = g
                 continue

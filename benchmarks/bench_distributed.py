@@ -79,6 +79,28 @@ def _cluster(workers: int):
     return cluster, Client(cluster)
 
 
+def _on_cluster(out: dict, t0: float, work):
+    """``work(client)`` on a fresh 2-worker LocalCluster, timed without the cluster's set-up.
+
+    ``out["setup_s"]`` gets the set-up time (from ``t0``), ``out["worker_peak_mb"]`` the workers'
+    peak RSS. Returns (work's result, t0, c0): the wall-clock start after the set-up, and c0
+    such that ``_cpu_s() - c0`` is this process's CPU time plus the workers' CPU time in
+    ``work``. The live Client is dask's default scheduler while ``work`` runs.
+    """
+    cluster, client = _cluster(2)
+    try:
+        out["setup_s"] = time.perf_counter() - t0
+        _, w0 = _worker_stats(client)
+        t0, c0 = time.perf_counter(), _cpu_s() - w0
+        res = work(client)
+        out["worker_peak_mb"], wcpu = _worker_stats(client)
+        c0 -= wcpu
+    finally:
+        client.close()
+        cluster.close()
+    return res, t0, c0
+
+
 def run_flow_variant(variant: str, n: int, chunk: int) -> dict:
     import wflow
     from wflow import distributed as wd
@@ -106,19 +128,14 @@ def run_flow_variant(variant: str, n: int, chunk: int) -> dict:
         res = wflow.solve_flow(V, X, T, TAU, stride=STRIDE)
         curve = res.energy_curve()
     else:
-        client = cluster = None
+        def work(client):
+            r = wd.solve_flow(V, _dask_particles(n, chunk), T, TAU, stride=STRIDE, keep=["energy_curve"])
+            return np.asarray(r.compute().energy_curve)
+
         if variant.startswith("cluster"):
-            cluster, client = _cluster(2)
-            out["setup_s"] = time.perf_counter() - t0
-            _, w0 = _worker_stats(client)
-            t0, c0 = time.perf_counter(), _cpu_s() - w0
-        r = wd.solve_flow(V, _dask_particles(n, chunk), T, TAU, stride=STRIDE, keep=["energy_curve"])
-        curve = np.asarray(r.compute().energy_curve)
-        if client is not None:
-            out["worker_peak_mb"], wcpu = _worker_stats(client)
-            c0 -= wcpu
-            client.close()
-            cluster.close()
+            curve, t0, c0 = _on_cluster(out, t0, work)
+        else:
+            curve = work(None)
     out["time_s"] = time.perf_counter() - t0
     out["cpu_s"] = _cpu_s() - c0
     out["process_peak_mb"] = _maxrss_mb()
@@ -149,15 +166,8 @@ def run_risk_variant(variant: str, n: int, d: int, radius: float) -> dict:
         order = np.lexsort((cols, rows))
         g = wd.ConflictEdges(rows[order], cols[order], dists[order], (n, n), radius, nrm)
     else:
-        cluster, client = _cluster(2)
-        out["setup_s"] = time.perf_counter() - t0
-        _, w0 = _worker_stats(client)
-        t0, c0 = time.perf_counter(), _cpu_s() - w0
-        g = wd.conflict_edges(X0, X1, radius, nrm, chunks=5000, client=client)
-        out["worker_peak_mb"], wcpu = _worker_stats(client)
-        c0 -= wcpu
-        client.close()
-        cluster.close()
+        g, t0, c0 = _on_cluster(out, t0, lambda client: wd.conflict_edges(X0, X1, radius, nrm, chunks=5000,
+                                                                          client=client))
     out["time_s"] = time.perf_counter() - t0
     out["cpu_s"] = _cpu_s() - c0
     out["edges"] = g.n_edges

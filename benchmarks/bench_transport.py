@@ -19,15 +19,27 @@ POT's time includes building its cost matrix (wflow.transport.cost_matrix, ℓ�
 numItermax = 10⁸ (result code checked: optimal). Runs alternate between the two sides and are
 repeated; medians are reported.
 
+``--only 1d`` runs the 1-D row alone (same data as in the full run) and prints every call's
+time: the first is the process's cold call (fresh memory pages). ``--ref COMMIT`` adds the
+``wflow`` package of an earlier commit (``git archive``, imported as ``wflow_ref``) to that
+row, alternating with this checkout in the same process, and asserts that value and coupling
+are bit for bit the same.
+
     python benchmarks/bench_transport.py [--repeats 3] [--big 20000] [--d50 20000]
     python benchmarks/bench_transport.py --weights-rss
+    python benchmarks/bench_transport.py --only 1d [--repeats 5] [--ref COMMIT]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pathlib
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -35,6 +47,55 @@ import numpy as np
 import ot
 
 from wflow.transport import cost_matrix, optimal_coupling, winf
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_ref(ref: str, tmp: pathlib.Path):
+    """``solve_winf`` of the ``wflow`` package of commit ``ref`` (imported as ``wflow_ref``)."""
+    archive = subprocess.run(["git", "archive", ref, "wflow"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / "wflow").rename(tmp / "wflow_ref")
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("wflow_ref.transport").solve_winf, importlib.import_module("wflow_ref.measures")
+
+
+def one_d(args, rng):
+    """The 1-D row alone: every call's time (the first is cold), optionally against ``--ref``."""
+    from wflow.measures import ParticleMeasure
+    from wflow.transport import solve_winf
+
+    n1 = 1_000_000
+    x, y = rng.standard_normal((n1, 1)), rng.standard_normal((n1, 1)) + 0.1
+    wx, wy = rng.random(n1), rng.random(n1)
+    mu, nu = ParticleMeasure(x, wx, normalize=True), ParticleMeasure(y, wy, normalize=True)
+    sides = {"this checkout": lambda: solve_winf(mu, nu)}
+    if args.ref:
+        tmp = tempfile.TemporaryDirectory()
+        ref_solve, ref_measures = load_ref(args.ref, pathlib.Path(tmp.name))
+        rmu = ref_measures.ParticleMeasure(x, wx, normalize=True)
+        rnu = ref_measures.ParticleMeasure(y, wy, normalize=True)
+        sides[f"ref {args.ref}"] = lambda: ref_solve(rmu, rnu)
+    times = {k: [] for k in sides}
+    out = {}
+    for _ in range(args.repeats):
+        for k, f in sides.items():
+            t, out[k] = timed(f)
+            times[k].append(t)
+    tb = [timed(lambda: (np.sort(x[:, 0]), np.sort(y[:, 0])))[0] for _ in range(args.repeats)]
+    res = out["this checkout"]
+    for k, r in out.items():  # bit for bit: value and coupling
+        c, c0 = r.coupling, res.coupling
+        same = r.value == res.value and all(np.array_equal(u, v) for u, v in
+                                            ((c.rows, c0.rows), (c.cols, c0.cols), (c.mass, c0.mass)))
+        assert same, f"{k}: result differs from this checkout"
+    print(f"1-D weighted, n=10⁶, W∞ = {res.value!r}, {res.coupling.nnz} plan entries; "
+          f"np.sort of both: median {statistics.median(tb):.3f} s")
+    for k, ts in times.items():
+        print(f"  {k}: calls {' '.join(f'{t:.3f}' for t in ts)} s (first: cold); "
+              f"median of the rest {statistics.median(ts[1:] or ts):.3f} s")
+    if args.ref:
+        print("  value and coupling identical bit for bit")
 
 
 def pot_w1(X, Y, norm="linf"):
@@ -71,9 +132,21 @@ def main(argv=None):
     ap.add_argument("--d50", type=int, default=20000, help="n of the d = 50 case")
     ap.add_argument("--weights-rss", action="store_true",
                     help="only the general-weights case n = 5000, then print the peak RSS")
+    ap.add_argument("--only", choices=["1d"], help="run one row alone: 1d = 1-D weighted, n = 10⁶")
+    ap.add_argument("--ref", help="with --only 1d: also time this git commit's wflow (same process)")
     args = ap.parse_args(argv)
+    if args.ref and args.only != "1d":
+        ap.error("--ref needs --only 1d")
     rng = np.random.default_rng(0)
     rows = []
+    if args.only == "1d":
+        # the draws of the rows before the 1-D one, so that its data are those of a full run
+        rng.standard_normal((5000, 2)), rng.standard_normal((5000, 2))
+        rng.standard_normal((args.big, 2)), rng.standard_normal((args.big, 2))
+        rng.random((2000, 2)), rng.permutation(2000)
+        rng.standard_normal((2000, 2)), rng.standard_normal((1500, 2)), rng.random(2000), rng.random(1500)
+        one_d(args, rng)
+        return
     if args.weights_rss:
         from wflow.measures import ParticleMeasure as PMw
 

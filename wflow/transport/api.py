@@ -28,9 +28,9 @@ def _solve_merged(P: Problem):
     X, a, Y, b, q = P.X, P.a, P.Y, P.b, P.q
     n, m = len(X), len(Y)
     if X.shape[1] == 1:
+        # the value is the largest cost of the plan: measured once, on the verified coupling
         i, j, mass = winf_1d(X[:, 0], a, Y[:, 0], b)
-        v = float(_pair_dist(X, Y, i, j, q).max())
-        return v, (i, j, mass), "1d-quantiles", {"n_tests": 0, "lower_bound": v}, None
+        return None, (i, j, mass), "1d-quantiles", {"n_tests": 0}, None
     if n == 1 or m == 1:
         i = np.zeros(m, np.intp) if n == 1 else np.arange(n)
         j = np.arange(m) if n == 1 else np.zeros(n, np.intp)
@@ -50,6 +50,8 @@ def _winf_result(mu, nu, norm, merge=True):
     value, (r, c, mass), method, info, geom = _solve_merged(P)
     rows, cols, mass = P.split(r, c, mass)
     coupling = make_coupling(P.mu, P.nu, rows, cols, mass, P.q, check_value=value)
+    if value is None:  # 1-D: W∞ is the plan's own largest cost, a certified lower bound too
+        info["lower_bound"] = coupling.value
     res = TransportResult(
         value=coupling.value, coupling=coupling, p=np.inf, norm=Norm(P.q), method=method,
         lower_bound=float(info.get("lower_bound", np.nan)), threshold=coupling.value,
@@ -440,7 +442,7 @@ def solve_wasserstein(mu, nu, p=2, norm="l2", *, num_itermax: int | None = None)
                     "resolve costs spanning this many orders of magnitude; use winf for large p"
                 )
     r, c = np.nonzero(G)
-    coupling = make_coupling(mu, nu, ix[r], iy[c], G[r, c], q)
+    coupling = make_coupling(mu, nu, r if ix is None else ix[r], c if iy is None else iy[c], G[r, c], q)
     return TransportResult(value=float(value), coupling=coupling, p=pv, norm=Norm(q),
                            method="network-simplex", n_merged=(len(X), len(Y)))
 

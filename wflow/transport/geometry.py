@@ -46,13 +46,14 @@ def _dist_from_columns(col, d: int, q: float) -> np.ndarray:
 
 
 def _dist_cols(col, d: int, q: float) -> np.ndarray:
+    # a fresh col(k) (a difference of gathers) is reused in place
     if q == np.inf:
-        acc = np.abs(col(0))
+        acc = _abs_fresh(col(0))
         for k in range(1, d):
             np.maximum(acc, np.abs(col(k)), out=acc)
         return acc
     if q == 1.0:
-        acc = np.abs(col(0))
+        acc = _abs_fresh(col(0))
         for k in range(1, d):
             acc += np.abs(col(k))
         return acc
@@ -82,6 +83,13 @@ def _dist_cols(col, d: int, q: float) -> np.ndarray:
     return m * acc ** (1.0 / q)
 
 
+def _abs_fresh(c: np.ndarray) -> np.ndarray:
+    """|c|, in place when c owns its data (a fresh difference), else a new array."""
+    if c.flags.writeable and c.base is None:
+        return np.abs(c, out=c)
+    return np.abs(c)
+
+
 def _dist_rows(V: np.ndarray, q: float) -> np.ndarray:
     """‖v‖_q of the rows of V (k, d), d large: one reduction per row, independent of k."""
     with np.errstate(over="ignore", under="ignore"):
@@ -107,6 +115,11 @@ def _dist_rows_impl(V: np.ndarray, q: float) -> np.ndarray:
     return m * ((A / safe[:, None]) ** q).sum(axis=1) ** (1.0 / q)
 
 
+def _diff(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """u − v written into u (both fresh gathers: ``take`` is about twice as fast as X[ii, k])."""
+    return np.subtract(u, v, out=u)
+
+
 def _pair_dist(X: np.ndarray, Y: np.ndarray, ii: np.ndarray, jj: np.ndarray, q: float) -> np.ndarray:
     """‖X[ii] − Y[jj]‖_q for index arrays ii, jj (same routine as :func:`cost_matrix`)."""
     ii = np.asarray(ii, dtype=np.intp).reshape(-1)
@@ -115,7 +128,7 @@ def _pair_dist(X: np.ndarray, Y: np.ndarray, ii: np.ndarray, jj: np.ndarray, q: 
         return np.zeros(0)
     d = X.shape[1]
     if d <= _COLUMN_MAX_DIM:
-        return _dist_from_columns(lambda k: X[ii, k] - Y[jj, k], d, q)
+        return _dist_from_columns(lambda k: _diff(X[:, k].take(ii), Y[:, k].take(jj)), d, q)
     out = np.empty(len(ii))
     step = max(1, _BLOCK // d)
     for s in range(0, len(ii), step):

@@ -27,7 +27,15 @@ def pair(mu, nu, norm):
 
 
 def support(m: ParticleMeasure):
-    idx = np.flatnonzero(m.weights > 0)
+    """(indices, points, weights) of the atoms of positive weight.
+
+    When every atom has positive weight, indices is None (the identity) and the measure's own
+    (read-only) arrays are returned: no copies of 10⁶-atom measures.
+    """
+    pos = m.weights > 0
+    if pos.all():
+        return None, m.points, m.weights
+    idx = np.flatnonzero(pos)
     return idx, m.points[idx], m.weights[idx]
 
 
@@ -66,7 +74,7 @@ class Problem:
     mu, nu : the measures as passed in
     q : ground norm exponent
     X, a, Y, b : merged support points and weights (a, b sum to 1 up to round-off)
-    ix, iy : support indices into the measures as passed in
+    ix, iy : support indices into the measures as passed in (None: all atoms)
     gx, gy : merged atom of every support atom (None: nothing merged)
     """
 
@@ -77,8 +85,8 @@ class Problem:
     a: np.ndarray
     Y: np.ndarray
     b: np.ndarray
-    ix: np.ndarray
-    iy: np.ndarray
+    ix: np.ndarray | None
+    iy: np.ndarray | None
     wx: np.ndarray
     wy: np.ndarray
     gx: np.ndarray | None
@@ -124,7 +132,9 @@ class Problem:
             rows, cols, mass = rows[ent], members, m
         if self.merged:
             mass = fit_marginals(rows, cols, mass, self.wx, self.wy, len(self.wx), len(self.wy))
-        return self.ix[rows], self.iy[cols], mass
+        rows = rows if self.ix is None else self.ix[rows]
+        cols = cols if self.iy is None else self.iy[cols]
+        return rows, cols, mass
 
 
 def _split_groups(group: np.ndarray, w: np.ndarray, ent_group: np.ndarray, ent_mass: np.ndarray):

@@ -14,6 +14,8 @@ __all__ = ["Coupling", "TransportResult", "MARGINAL_TOL"]
 
 #: marginals of a returned coupling match the measures to this absolute tolerance
 MARGINAL_TOL = 1e-11
+#: plan entries per block when :func:`make_coupling` measures the largest cost
+_VALUE_BLOCK = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,19 @@ def make_coupling(mu, nu, rows, cols, mass, q, *, check_value: float | None = No
     cols = np.asarray(cols, dtype=np.intp)
     mass = np.asarray(mass, dtype=float)
     keep = mass > 0
-    rows, cols, mass = rows[keep], cols[keep], mass[keep]
-    d = _pair_dist(mu.points, nu.points, rows, cols, q)
-    value = float(d.max()) if len(d) else 0.0
+    if not keep.all():
+        rows, cols, mass = rows[keep], cols[keep], mass[keep]
+    # the coupling owns its arrays: read-only ones (a measure's weights passed through) are copied
+    rows, cols, mass = (e if e.flags.writeable else e.copy() for e in (rows, cols, mass))
+    # the largest cost, block by block (cache-sized temporaries, no 10⁶-entry distance array)
+    maxima = [_pair_dist(mu.points, nu.points, rows[k:k + _VALUE_BLOCK], cols[k:k + _VALUE_BLOCK], q).max()
+              for k in range(0, len(rows), _VALUE_BLOCK)]
+    value = float(np.max(maxima)) if maxima else 0.0
     c = Coupling(rows, cols, mass, (mu.n, nu.n), value, Norm(q))
     r, s = c.marginals()
-    err = max(np.abs(r - mu.weights).max(), np.abs(s - nu.weights).max())
+    r -= mu.weights
+    s -= nu.weights
+    err = max(np.abs(r, out=r).max(), np.abs(s, out=s).max())
     if not err <= MARGINAL_TOL:
         raise RuntimeError(f"internal error: coupling marginals off by {err:.3g} (> {MARGINAL_TOL:g})")
     if check_value is not None and value != check_value:

@@ -23,56 +23,116 @@ _CLOSURE_K = 4
 # ------------------------------------------------------------------------------------------
 # 1-D
 # ------------------------------------------------------------------------------------------
-def _cumulative(w: np.ndarray) -> np.ndarray:
-    """Cumulative masses ending at exactly 1 (k/n exactly rounded for uniform weights)."""
+def _cumulative(w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Cumulative masses ending at exactly 1 (k/n exactly rounded for uniform weights).
+
+    ``out`` (may be ``w`` itself) receives the running sum of non-uniform weights.
+    """
     n = len(w)
     if uniform(w):
         return np.arange(1, n + 1) / n
-    c = np.cumsum(w)
+    c = np.cumsum(w, out=out)
     c /= c[-1]
     c[-1] = 1.0
     return c
 
 
+#: :func:`_compact` removes up to this many entries in place, more by a boolean-index copy
+_INPLACE_DROPS = 64
+
+
+def _compact(arrays, keep: np.ndarray):
+    """``tuple(A[keep] for A in arrays)`` for arrays the caller owns (1-D, same length).
+
+    A few removals (at most ``_INPLACE_DROPS``) shift the segments between them left in
+    place and return prefix views: no new 10⁶-entry arrays.
+    """
+    drop = np.flatnonzero(~keep)
+    if len(drop) == 0:
+        return tuple(arrays)
+    if len(drop) > _INPLACE_DROPS:
+        return tuple(A[keep] for A in arrays)
+    ends = np.append(drop[1:], len(keep))
+    for A in arrays:
+        for s, (d, e) in enumerate(zip(drop.tolist(), ends.tolist())):
+            # overlapping 1-D slices, destination first: numpy copies forward, no temporary
+            A[d - s:e - s - 1] = A[d + 1:e]
+    return tuple(A[:len(keep) - len(drop)] for A in arrays)
+
+
 def winf_1d(x: np.ndarray, a: np.ndarray, y: np.ndarray, b: np.ndarray):
     """Monotone coupling of Σ a_i δ_{x_i}, Σ b_j δ_{y_j} on R (positive weights).
 
-    Returns (i, j, mass) as indices into x and y.
+    Returns (i, j, mass) as indices into x and y: one entry per distinct breakpoint of the
+    merged cumulative masses, in increasing order (``docs/transport.md``, 1-D).
+
+    Breakpoints of ν within ``MASS_TOL`` of one of μ are snapped to it (round-off, not mass).
+    One binary search per breakpoint of ν, no n + m sort, and few big temporaries (a fresh
+    process pays for every page it touches the first time).
     """
     ox = np.argsort(x)
     oy = np.argsort(y)
-    if len(x) == len(y) and uniform(a) and uniform(b):
+    n, m = len(ox), len(oy)
+    if n == m and uniform(a) and uniform(b):
         return ox, oy, a  # k-th smallest to k-th smallest
-    cx = _cumulative(a[ox])
-    cy = _cumulative(b[oy])
-    # snap breakpoints of ν that agree with one of μ up to MASS_TOL (round-off, not mass)
-    k = np.clip(np.searchsorted(cx, cy), 0, len(cx) - 1)
-    km = np.clip(k - 1, 0, len(cx) - 1)
-    near = np.where(np.abs(cx[k] - cy) <= np.abs(cx[km] - cy), k, km)
-    close = np.abs(cx[near] - cy) <= MASS_TOL
-    cy = np.where(close, cx[near], cy)
-    cy = np.maximum.accumulate(cy)
-    # merge the two sorted breakpoint lists (ties: μ's first); at the first occurrence of a
-    # value b, the entries before it are exactly those < b
-    n, m = len(cx), len(cy)
+    cx = np.take(a, ox)
+    cx = _cumulative(cx, out=cx)
+    cy = np.take(b, oy)
+    cy = _cumulative(cy, out=cy)
+    # k[l] = #{cx < cy[l]}: cx[k - 1] < cy[l] ≤ cx[k]
+    k = np.searchsorted(cx, cy)
+    # candidates for snapping: cy within MASS_TOL of cx[k] or of cx[k - 1] (a superset)
+    kc = np.minimum(k, n - 1)
+    t = np.take(cx, kc)
+    t -= cy
+    cand = t <= MASS_TOL
+    np.maximum(kc, 1, out=kc)
+    kc -= 1
+    np.take(cx, kc, out=t, mode="clip")  # 0 ≤ kc < n; "raise" would buffer the output
+    np.subtract(cy, t, out=t)
+    cand |= t <= MASS_TOL
+    del t, kc
+    c_idx = np.flatnonzero(cand)
+    if len(c_idx):
+        # snap to the nearest of cx[k − 1], cx[k] (ties: cx[k]) when within MASS_TOL; the
+        # running maximum only raises values within MASS_TOL of a cx, i.e. candidates
+        s = cy[c_idx]
+        ks = np.clip(np.searchsorted(cx, s), 0, n - 1)
+        kms = np.clip(ks - 1, 0, n - 1)
+        near = np.where(np.abs(cx[ks] - s) <= np.abs(cx[kms] - s), ks, kms)
+        close = np.abs(cx[near] - s) <= MASS_TOL
+        cy[c_idx] = np.where(close, cx[near], s)
+        np.maximum.accumulate(cy, out=cy)
+        k[c_idx] = np.searchsorted(cx, cy[c_idx], side="right")
+    # now k[l] = #{cx ≤ cy[l]} (a non-candidate equals no cx). Merge the sorted breakpoint
+    # lists, ties μ's first: cy[l] goes to position k[l] + l
+    py = k
+    py += np.arange(m)
+    isx = np.ones(n + m, dtype=bool)
+    isx[py] = False
     v = np.empty(n + m)
-    isx = np.zeros(n + m, dtype=bool)
-    px = np.searchsorted(cy, cx, side="left") + np.arange(n)
-    v[px] = cx
-    isx[px] = True
-    v[np.searchsorted(cx, cy, side="right") + np.arange(m)] = cy
-    first = np.concatenate([[True], v[1:] != v[:-1]])
-    nx_before = np.cumsum(isx) - isx
-    ny_before = np.arange(len(v)) - nx_before
-    br = v[first]
-    mass = np.diff(br, prepend=0.0)
-    i = np.minimum(nx_before[first], len(cx) - 1)
-    j = np.minimum(ny_before[first], len(cy) - 1)
-    keep = mass > 0
-    i, j, mass = i[keep], j[keep], mass[keep]
-    return ox[i], oy[j], mass
-
-
+    v[py] = cy
+    v[isx] = cx
+    del cx, cy, py
+    # an entry per distinct breakpoint br with mass br − (previous breakpoint): at its first
+    # occurrence p, v[p] − v[p − 1] > 0 (repeats give 0), the atoms before p are exactly
+    # those ending below br, so the pieces are (#x before p, #y before p)
+    mass = np.empty(n + m)
+    mass[0] = v[0]
+    np.subtract(v[1:], v[:-1], out=mass[1:])
+    del v
+    i = np.cumsum(isx, dtype=np.intp)
+    i -= isx
+    del isx
+    j = np.arange(n + m)
+    j -= i
+    np.minimum(i, n - 1, out=i)
+    np.minimum(j, m - 1, out=j)
+    # repeated breakpoints (cx[-1] = cy[-1] = 1 at least) carry no mass
+    i, j, mass = _compact((i, j, mass), mass > 0)
+    rows = np.take(ox, i)
+    del i, ox
+    return rows, np.take(oy, j), mass
 
 
 # ------------------------------------------------------------------------------------------

@@ -126,6 +126,45 @@ def test_block_size_workers_and_single_point_agree():
     assert np.array_equal(c.positions[:, 0], a.positions[:, 17])
 
 
+
+@pytest.mark.parametrize("K", [6, 7])
+def test_block_runner_matches_one_full_array_loop(K):
+    """wflow.flow._step_blocks (the loop shared by solve_flow and adversarial training's
+    linf_flow_steps) against the scheme stepped once over all rows: every block size, worker
+    count and storage pattern (every step; every third; the end only — unstored steps ping-pong
+    between scratch and the next stored slab, for odd and even gaps) gives the same iterates
+    bit for bit, and the start x0 is never written."""
+    from wflow.flow import _step_blocks
+    from wflow.schemes import EulerScheme
+    from wflow.steps import Ball
+
+    V, stepper = GaussianMixture.default(), EulerScheme("linf")
+    x0 = RNG.uniform(-1, 1, size=(203, 2))
+    c = x0 + RNG.uniform(-0.1, 0.1, size=x0.shape)  # per-particle centres, x0 inside the ball
+    h = np.full(K, 0.03)
+    ref = [x0]
+    for k in range(K):
+        ref.append(np.empty_like(x0))
+        stepper.step(V, ref[k], h[k], Ball(c, 0.15, "linf"), ref[k + 1])
+    ref = np.array(ref)
+    assert np.abs(ref[-1] - c).max() == pytest.approx(0.15)  # the budget box was reached
+    x_start = x0.copy()
+    for chunk, workers in ((203, 1), (37, 1), (37, 2)):
+        every = np.empty((K + 1,) + x0.shape)
+        infos = _step_blocks(stepper, V, x0, h, Ball(c, 0.15, "linf"), chunk, every, range(K + 1),
+                             workers=workers)
+        assert infos == [[]] * -(-203 // chunk)  # Euler keeps no step records
+        end = np.empty((1,) + x0.shape)
+        _step_blocks(stepper, V, x0, h, Ball(c, 0.15, "linf"), chunk, end, [-1] * K + [0], workers=workers)
+        keep = np.unique(np.r_[0:K + 1:3, K])
+        slot = np.full(K + 1, -1)
+        slot[keep] = np.arange(len(keep))
+        some = np.empty((len(keep),) + x0.shape)
+        _step_blocks(stepper, V, x0, h, Ball(c, 0.15, "linf"), chunk, some, slot, workers=workers)
+        assert np.array_equal(every[1:], ref[1:]) and np.array_equal(end[0], ref[-1])
+        assert np.array_equal(some[1:], ref[keep[1:]])
+        assert np.array_equal(x0, x_start)
+
 def test_random_selection_is_reproducible_and_moves_zero_components():
     V = Linear([1.0, 0.0])  # ∂₂V = 0: the inclusion is set-valued in x₂
     x0 = np.zeros((50, 2))

@@ -126,13 +126,32 @@ def test_float32_ifgsm_hot_path_holds_only_float32(name, loss, engine, engine_re
     # the tracer really looked at the hot path (numba kernels are opaque here: their arguments
     # are the float32 locals of _logits_and_grad; inside them, numba's own types are checked by
     # tests/test_network_kernels.py)
-    expect = {"run_block", "step", "_sign_step", "cap_steps", "project", "_grad_into", "_logits_and_grad",
-              "_dloss", "_workspace"}
+    expect = {"_step_blocks", "run_block", "step", "_sign_step", "cap_steps", "project", "_grad_into",
+              "_logits_and_grad", "_dloss", "_workspace"}
     expect.add("_block_forward" if engine == "numpy" else "_network_kernels")
     if name.endswith("gelu") and engine == "numpy":
         expect.add("_gelu32")
     assert expect <= tr.functions and tr.seen > 200
 
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_float32_training_inner_flow_holds_only_float32(engine, engine_reset):
+    """adversarial_train's inner flow (linf_flow_steps) runs the flow solver's block loop
+    (wflow.flow._step_blocks) without solve_flow around it: float32 throughout, and the same
+    hot-path functions seen."""
+    from wflow.adversarial.attacks import linf_flow_steps
+
+    mlp_mod.kernel_engine(engine)
+    m = load_model("two_moons_gelu").astype(np.float32)
+    X = two_moons_points(64).astype(np.float32)
+    L = make_loss(m, m.predict(X), "ce")
+    tr = DtypeTracer(np.float32)
+    Z = tr.run(lambda: linf_flow_steps(L, X, 0.1, 0.02, 3))
+    assert Z.dtype == np.float32 and np.any(Z != X)
+    assert tr.bad == []
+    assert {"_step_blocks", "run_block", "step", "_sign_step", "cap_steps", "project", "_grad_into",
+            "_logits_and_grad"} <= tr.functions and tr.seen > 50
 
 def test_float32_multiclass_flow_holds_only_float32(engine_reset):
     mlp_mod.kernel_engine("numpy")

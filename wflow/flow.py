@@ -449,7 +449,6 @@ def solve_flow(
     traj[0] = X0
     n_chunks = -(-n // chunk_size)
     rngs = rng.spawn(n_chunks) if n_chunks > 1 else [rng]
-    block_infos: list[list[StepInfo]] = [[] for _ in range(n_chunks)]
     if workers is None:
         parallel = (potential.thread_safe and getattr(potential, "releases_gil", True)
                     and getattr(stepper, "thread_safe", False))
@@ -458,36 +457,9 @@ def solve_flow(
     bar = None
     if progress and K > 0:
         bar = tqdm(total=K * n_chunks, desc=f"{scheme} flow", unit="block-step", leave=False)
-
-    def run_block(b: int) -> None:
-        sl = slice(b * chunk_size, min(n, (b + 1) * chunk_size))
-        bball = ball.rows(sl) if ball is not None else None
-        pot = potential.restrict(sl)
-        x = traj[0, sl]
-        scratch = (np.empty_like(x), np.empty_like(x))
-        for k in range(K):
-            # write straight into the stored trajectory; unstored steps go to scratch
-            dest = traj[slot[k + 1], sl] if slot[k + 1] >= 0 else scratch[0] if x is not scratch[0] else scratch[1]
-            try:
-                info = stepper.step(pot, x, h[k], bball, dest, rngs[b])
-            except NonFiniteStep as exc:
-                i = sl.start + int(exc.rows[0])
-                raise ValueError(f"{exc} at step {k + 1} (t = {grid[k]:g} → {grid[k + 1]:g}), particle {i} "
-                                 f"(x = {np.array2string(x[exc.rows[0]], precision=6)}); "
-                                 f"{len(exc.rows)} particle(s) affected") from None
-            if info:
-                block_infos[b].append(info)
-            x = dest
-            if bar is not None:
-                bar.update(1)
-
     try:
-        if workers == 1:
-            for b in range(n_chunks):
-                run_block(b)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(run_block, range(n_chunks)))
+        block_infos = _step_blocks(stepper, potential, traj[0], h, ball, chunk_size, traj, slot,
+                                   rngs=rngs, workers=workers, bar=bar, grid=grid)
     finally:
         if bar is not None:
             bar.close()
@@ -498,7 +470,7 @@ def solve_flow(
         i = int(np.flatnonzero(~np.isfinite(v_end))[0])
         raise ValueError(f"potential.value is non-finite at the end of the flow (t = {T:g}) for particle {i} "
                          f"(x = {np.array2string(traj[-1, i], precision=6)})")
-    step_info = StepInfo.stack(block_infos) if block_infos[0] else None
+    step_info = StepInfo.stack(block_infos) if block_infos and block_infos[0] else None
     return FlowResult(
         times=grid[keep],
         positions=traj,
@@ -512,6 +484,106 @@ def solve_flow(
         step_info=step_info,
         stride=stride,
     )
+
+
+def _step_blocks(stepper, potential: Potential, x0: np.ndarray, h, ball: Ball | None, chunk_size: int,
+                 store: np.ndarray, slot, *, rngs=None, workers: int = 1, bar=None,
+                 grid: np.ndarray | None = None) -> list[list[StepInfo]]:
+    """The flow solver's loop: blocks of particles, each through all K = len(h) steps.
+
+    Shared by :func:`solve_flow` and the validated-once inner loop of adversarial training
+    (:func:`wflow.adversarial.attacks.linf_flow_steps`); it validates nothing.
+
+    Parameters
+    ----------
+    stepper : scheme
+        ``stepper.step(potential, X, tau, ball, out, rng)`` (:mod:`wflow.steps`).
+    potential : Potential
+        Restricted to each block's rows when there is more than one block.
+    x0 : ndarray, shape (n, d)
+        Start (only read).
+    h : ndarray or sequence, shape (K,)
+        Step sizes, in the positions' dtype.
+    ball : Ball or None
+        The budget ball (per block: :meth:`Ball.rows`).
+    chunk_size : int
+        Particles per block (the last block may be shorter).
+    store : ndarray, shape (m, n, d)
+        Step k (1 ≤ k ≤ K) ends in ``store[slot[k]]`` when ``slot[k] >= 0``; x0 must not overlap
+        these. Unstored steps alternate between one scratch block and the next stored step's
+        slab, so that the step before a stored one writes into scratch.
+    slot : sequence of int, length K + 1, with ``slot[K] >= 0``
+    rngs : list of Generator, optional
+        One per block (None: the scheme gets ``rng=None``).
+    workers : int
+        Threads stepping blocks concurrently (1: in order, no pool).
+    bar : tqdm, optional
+        Advanced by one per block-step.
+    grid : ndarray, shape (K+1,), optional
+        The time grid, for the error message of a non-finite step.
+
+    Returns
+    -------
+    list (one per block) of lists of the StepInfo records the scheme returned.
+    """
+    n = len(x0)
+    K = len(h)
+    # float64: Python floats (cheaper in ufuncs, same values); float32: numpy float32 scalars
+    taus = h.tolist() if isinstance(h, np.ndarray) and h.dtype == np.float64 else list(h)
+    # where step k writes: its stored slab, or (unstored, counting back from the next stored
+    # step j) that slab when j − k is even and the scratch block when it is odd
+    where = [-1] * (K + 1)
+    target, gap = -1, 0
+    for k in range(K, 0, -1):
+        if slot[k] >= 0:
+            target, gap = int(slot[k]), 0
+            where[k] = target
+        else:
+            gap += 1
+            where[k] = -1 if gap % 2 else target
+    n_chunks = -(-n // chunk_size)
+    block_infos: list[list[StepInfo]] = [[] for _ in range(n_chunks)]
+
+    def run_block(b: int) -> None:
+        if n_chunks > 1:
+            sl = slice(b * chunk_size, min(n, (b + 1) * chunk_size))
+            bball = ball.rows(sl) if ball is not None else None
+            pot = potential.restrict(sl)
+        else:
+            sl, bball, pot = slice(0, n), ball, potential
+        rng = rngs[b] if rngs is not None else None
+        infos = block_infos[b]
+        x = x0[sl]
+        scratch = None
+        for k in range(K):
+            s = where[k + 1]
+            if s >= 0:
+                dest = store[s, sl]
+            else:
+                if scratch is None:
+                    scratch = np.empty_like(x)
+                dest = scratch
+            try:
+                info = stepper.step(pot, x, taus[k], bball, dest, rng)
+            except NonFiniteStep as exc:
+                i = sl.start + int(exc.rows[0])
+                when = f" (t = {grid[k]:g} → {grid[k + 1]:g})" if grid is not None else ""
+                raise ValueError(f"{exc} at step {k + 1}{when}, particle {i} "
+                                 f"(x = {np.array2string(x[exc.rows[0]], precision=6)}); "
+                                 f"{len(exc.rows)} particle(s) affected") from None
+            if info is not None:
+                infos.append(info)
+            x = dest
+            if bar is not None:
+                bar.update(1)
+
+    if workers == 1 or n_chunks <= 1:
+        for b in range(n_chunks):
+            run_block(b)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run_block, range(n_chunks)))
+    return block_infos
 
 
 def _raise_nonfinite(potential: Potential, traj: np.ndarray, times: np.ndarray) -> None:

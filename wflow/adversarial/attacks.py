@@ -28,7 +28,7 @@ import numpy as np
 
 from .._fp import cap_steps, dtype_of, inner_box, round_down
 from .._validation import as_points, integer, real, rng_from
-from ..flow import DEFAULT_CHUNK_BYTES, FlowResult, solve_flow
+from ..flow import FlowResult, _step_blocks, default_chunk_size, solve_flow
 from ..norms import Norm, as_norm, project_ball, steepest
 from ..schemes import EulerScheme
 from ..steps import Ball
@@ -37,6 +37,7 @@ from .losses import make_loss
 __all__ = ["AttackResult", "fgsm", "ifgsm", "minmove_attack", "random_start", "attack_potential", "linf_flow_steps"]
 
 LINF = as_norm("linf")
+EULER_LINF = EulerScheme(LINF)  # stateless: shared by every call
 
 
 @dataclass
@@ -287,30 +288,22 @@ def linf_flow_steps(L, X: np.ndarray, eps: float, tau: float, steps: int) -> np.
     """The end point of ``ifgsm(L, X, L.labels, eps, tau, steps)`` (ℓ∞, from X, no random start)
     without the public call's validation, probes and result objects.
 
-    The flow solver's Euler scheme on the same blocks of particles, bit for bit: for inner
-    loops that validated their inputs once (:func:`~wflow.adversarial.adversarial_train`).
-    ``L`` is a loss potential with one label per row of X; eps ≥ 0 and tau > 0 floats.
+    The flow solver's own block loop (``wflow.flow._step_blocks``) with its Euler scheme and
+    blocks, so bit for bit ``solve_flow``'s result: for inner loops that validated their inputs
+    once (:func:`~wflow.adversarial.adversarial_train`). ``L`` is a loss potential with one label
+    per row of X; eps ≥ 0 and tau > 0 floats. One worker.
     """
     dt = dtype_of(L)
     X = X.astype(dt, copy=False)
     n, d = X.shape
-    h = round_down(tau, dt) if dt != np.float64 else float(tau)
-    stepper = EulerScheme(LINF)
-    chunk = max(1, DEFAULT_CHUNK_BYTES // (dt.itemsize * d))
-    pot = -L
-    Z = X.copy()
-    scratch = np.empty((min(n, chunk), d), dtype=dt)
-    for start in range(0, n, chunk):
-        sl = slice(start, min(n, start + chunk))
-        ball = Ball(X[sl], float(eps), LINF)
-        p = pot.restrict(sl) if n > chunk else pot
-        x, out = Z[sl], scratch[:sl.stop - sl.start]
-        for _ in range(steps):
-            stepper.step(p, x, h, ball, out, None)
-            x, out = out, x
-        if steps % 2:  # the last step wrote into the scratch block
-            Z[sl] = x
-    return Z
+    if steps == 0:
+        return X.copy()
+    # step sizes and the budget ball as solve_flow(-L, X, steps * tau, tau, budget=eps) makes them
+    h = [round_down(tau, dt) if dt != np.float64 else float(tau)] * steps
+    slot = [-1] * steps + [0]  # keep the end point only
+    out = np.empty((1, n, d), dtype=dt)
+    _step_blocks(EULER_LINF, -L, X, h, Ball(X, float(eps), LINF), default_chunk_size(n, d, dt), out, slot)
+    return out[0]
 
 
 def _iterative(method, model, x, y, eps, alpha, steps, loss, norm, rs, seed, return_trajectory, early_stop,

@@ -8,6 +8,8 @@ exactly shared breakpoints and breakpoints that agree only up to round-off (snap
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -108,12 +110,8 @@ def test_winf_1d_bit_for_bit_equal_to_previous_formula(pair):
 def test_winf_1d_many_repeated_breakpoints_compact_by_copy(pair):
     # _INPLACE_DROPS = 0 forces the boolean-index path of _compact: same result
     x, a, y, b = pair
-    old = S._INPLACE_DROPS
-    S._INPLACE_DROPS = 0
-    try:
+    with patch.object(S, "_INPLACE_DROPS", 0):
         got = winf_1d(x, a, y, b)
-    finally:
-        S._INPLACE_DROPS = old
     assert_bitwise(got, reference_winf_1d(x, a, y, b))
 
 
@@ -142,12 +140,8 @@ def test_snapping_is_exercised_mutant():
     b /= b.sum()
     y = x + 0.5
     ref = reference_winf_1d(x, a, y, b)
-    old = S.MASS_TOL
-    S.MASS_TOL = 0.0
-    try:
+    with patch.object(S, "MASS_TOL", 0.0):
         mutant = winf_1d(x, a, y, b)
-    finally:
-        S.MASS_TOL = old
     assert len(mutant[0]) > len(ref[0])  # slivers of round-off mass appear
     assert_bitwise(mutant, reference_winf_1d(x, a, y, b, mass_tol=0.0))
 

@@ -332,6 +332,8 @@ def bias_act(tag, s, b, d, derivs):  # pragma: no cover - replaced by its overlo
     raise NotImplementedError("numba-only")
 
 
+# (three spelled-out implementations: each names its kernels as module globals, which numba's
+# disk cache can record; a closure over a chosen pair of dispatchers would not be cached)
 @overload(bias_act, jit_options={"nogil": True})
 def _bias_act_typed(tag, s, b, d, derivs):
     if tag.dtype == types.int8:

@@ -51,7 +51,9 @@ def coupling_by_min_cost_flow(*args, **kw):
 
 def assert_w2_tie_break_optimal(c, mu, nu, rtol=1e-9):
     """c is W∞-optimal, a valid coupling, and of least Σ γ‖x − y‖₂² among plans on
-    {‖x − y‖∞ ≤ W∞} (LP reference, HiGHS) up to rtol (flows are multiples of 2^-46)."""
+    {‖x − y‖∞ ≤ W∞} (LP reference, HiGHS) up to rtol (flows are multiples of 2^-46).
+
+    Returns (the plan's W2 cost, the LP's, the squared ℓ2 cost matrix)."""
     from test_transport import lp_min_cost
 
     mu, nu = ParticleMeasure(*_as_pair(mu)), ParticleMeasure(*_as_pair(nu))
@@ -61,7 +63,9 @@ def assert_w2_tie_break_optimal(c, mu, nu, rtol=1e-9):
     C = cost_matrix(mu, nu, "linf")
     C2 = cost_matrix(mu, nu, "l2") ** 2
     ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
-    assert abs(np.sum(c.mass * C2[c.rows, c.cols]) - ref) <= rtol * (1 + ref)
+    got = np.sum(c.mass * C2[c.rows, c.cols])
+    assert abs(got - ref) <= rtol * (1 + ref)
+    return got, ref, C2
 
 
 def _as_pair(m):
@@ -344,8 +348,6 @@ def test_sparse_network_simplex_tie_break_against_lp(n, m, k, collapsed, seed):
     """Weighted tie-breaks (the default path): one POT network simplex on the sparse edges of
     {d ≤ W∞}, all components at once: W∞-optimal support and the LP's W2 cost to 1e-9 (no
     priced-out pairs: never above the dense per-component path, up to round-off)."""
-    from test_transport import lp_min_cost
-
     import wflow.transport.api as api
 
     rng = np.random.default_rng(seed)
@@ -355,14 +357,7 @@ def test_sparse_network_simplex_tie_break_against_lp(n, m, k, collapsed, seed):
     b = rng.integers(1, 6, m).astype(float)
     mu, nu = ParticleMeasure(X, a / a.sum()), ParticleMeasure(Y, b / b.sum())
     c = optimal_coupling(mu, nu, "linf", merge=collapsed)
-    w = winf(mu, nu)
-    assert c.value == w
-    check_coupling(c, mu, nu, "linf")
-    C = cost_matrix(X, Y, "linf")
-    C2 = cost_matrix(X, Y, "l2") ** 2
-    ref = lp_min_cost(mu.weights, nu.weights, C2, C <= w)
-    got = np.sum(c.mass * C2[c.rows, c.cols])
-    assert abs(got - ref) <= 1e-9 * (1 + ref)
+    got, ref, C2 = assert_w2_tie_break_optimal(c, mu, nu, rtol=1e-9)
     saved = api._SPARSE_EMD
     try:
         api._SPARSE_EMD = False

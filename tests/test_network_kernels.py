@@ -26,9 +26,28 @@ def numba_engine():
     mlp_mod.kernel_engine("auto")
 
 
+def reference_block_forward(self, X, ws, derivs):
+    """The per-layer path the whole-block kernels replace: a numpy product per layer, then the
+    numba engine's fused bias + activation kernel (float64 GELU: Cody's erfc)."""
+    f32 = self.dtype == np.float32
+    with_d, forward = ((nb.bias_relu, nb.bias_relu_forward) if self.activation == "relu" else
+                       (nb.bias_gelu32, nb.bias_gelu32_forward) if f32 else
+                       (nb.bias_gelu64, nb.bias_gelu64_forward))
+    h = X
+    for i, W in enumerate(self.weights[:-1]):
+        h = np.matmul(h, W, out=ws["s"][i])
+        if derivs:
+            with_d(ws["sflat"][i], ws["btile"][i], ws["dflat"][i])
+        else:
+            forward(ws["sflat"][i], ws["btile"][i])
+    return h
+
+
 def per_layer(monkeypatch):
-    """Make the MLP take the per-layer path (numba activation kernels, numpy products)."""
+    """Make the MLP take the per-layer path (numba activation kernels, numpy products and the
+    numpy backward pass)."""
     monkeypatch.setattr(MLP, "_network_kernels", lambda self: None)
+    monkeypatch.setattr(MLP, "_block_forward", reference_block_forward)
 
 
 MODELS = [  # (layer sizes, activation): binary and k-class, one to three hidden layers

@@ -476,27 +476,13 @@ class MLP:
             c = ws["cache"]
             return k.hidden(tag, np.ascontiguousarray(X), c["dims"], c["offs"], c["P"], c["BT"], c["rows"],
                             ws["S"], ws["D"], derivs)
+        # the numpy engine: numpy passes per layer
         relu = self.activation == "relu"
         f32 = self.dtype == np.float32
-        S, D, SF, DF, BT, TQ = ws["s"], ws["d"], ws["sflat"], ws["dflat"], ws["btile"], ws["tq"]
-        k = _resolve_kernels()
-        fused = None
-        if k is not False:  # bias add and activation fused in one loop (numba engine)
-            # float64 GELU: Cody's erfc (docs/precision.md, "GELU in float64")
-            with_d, forward = ((k.bias_relu, k.bias_relu_forward) if relu else
-                               (k.bias_gelu32, k.bias_gelu32_forward) if f32 else
-                               (k.bias_gelu64, k.bias_gelu64_forward))
-            fused = with_d if derivs else forward
+        S, D, SF, BT, TQ = ws["s"], ws["d"], ws["sflat"], ws["btile"], ws["tq"]
         h = X
         for i, W in enumerate(self.weights[:-1]):
             s = np.matmul(h, W, out=S[i])
-            if fused is not None:
-                if derivs:
-                    fused(SF[i], BT[i], DF[i])
-                else:
-                    fused(SF[i], BT[i])
-                h = s
-                continue
             SF[i] += BT[i]  # flat add of the tiled bias (a broadcast add is ~3× slower)
             if relu:  # a′ = 1{s > 0}, then a = s a′ (np.maximum is 2× slower than both)
                 s *= np.greater(s, 0.0, out=D[i])

@@ -12,7 +12,7 @@ from scipy.sparse.csgraph import connected_components
 from .._validation import integer, real
 from ..norms import Norm
 from .geometry import DENSE_MAX, Geometry, _cost, _pair_dist, check_range
-from .problem import MASS_TOL, Problem, pair, support, uniform
+from .problem import MASS_TOL, Problem, original, pair, support, uniform
 from .result import Coupling, TransportResult, fit_marginals, make_coupling
 from .solvers import bottleneck, winf_1d
 from .weighted import winf_weighted
@@ -442,7 +442,7 @@ def solve_wasserstein(mu, nu, p=2, norm="l2", *, num_itermax: int | None = None)
                     "resolve costs spanning this many orders of magnitude; use winf for large p"
                 )
     r, c = np.nonzero(G)
-    coupling = make_coupling(mu, nu, r if ix is None else ix[r], c if iy is None else iy[c], G[r, c], q)
+    coupling = make_coupling(mu, nu, original(ix, r), original(iy, c), G[r, c], q)
     return TransportResult(value=float(value), coupling=coupling, p=pv, norm=Norm(q),
                            method="network-simplex", n_merged=(len(X), len(Y)))
 

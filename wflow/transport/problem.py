@@ -39,6 +39,11 @@ def support(m: ParticleMeasure):
     return idx, m.points[idx], m.weights[idx]
 
 
+def original(idx: np.ndarray | None, local: np.ndarray) -> np.ndarray:
+    """Indices into the measure as passed in, from indices into its support (``support``)."""
+    return local if idx is None else idx[local]
+
+
 def uniform(w: np.ndarray) -> bool:
     return bool(np.all(w == w[0]))
 
@@ -132,9 +137,7 @@ class Problem:
             rows, cols, mass = rows[ent], members, m
         if self.merged:
             mass = fit_marginals(rows, cols, mass, self.wx, self.wy, len(self.wx), len(self.wy))
-        rows = rows if self.ix is None else self.ix[rows]
-        cols = cols if self.iy is None else self.iy[cols]
-        return rows, cols, mass
+        return original(self.ix, rows), original(self.iy, cols), mass
 
 
 def _split_groups(group: np.ndarray, w: np.ndarray, ent_group: np.ndarray, ent_mass: np.ndarray):

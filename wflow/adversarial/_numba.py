@@ -47,15 +47,23 @@ _I127, _I23 = np.int32(127), np.int32(23)
 _FLAGS = {"contract"}  # FMA contraction only: no reassociation, no approximate division or functions
 
 
-@intrinsic
-def _f32_from_bits(typingctx, bits):
-    """Reinterpret an int32 bit pattern as a float32 (vectorizes to a no-op)."""
-    sig = types.float32(types.int32)
+def _bitcast(src, dst, doc: str):
+    """An intrinsic reinterpreting the bits of a ``src`` value as a ``dst`` (numba types of
+    equal width; vectorizes to a no-op)."""
+    llvm_type = {types.float32: ir.FloatType(), types.float64: ir.DoubleType(),
+                 types.int32: ir.IntType(32), types.int64: ir.IntType(64)}[dst]
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_type)
 
-    return sig, codegen
+        return dst(src), codegen
+
+    cast.__doc__ = doc
+    return intrinsic(cast)
+
+
+_f32_from_bits = _bitcast(types.int32, types.float32, "Reinterpret an int32 bit pattern as a float32.")
 
 
 @njit(fastmath=_FLAGS, error_model="numpy", nogil=True, inline="always")
@@ -182,26 +190,8 @@ def _fma64(typingctx, a, b, c):
     return sig, codegen
 
 
-@intrinsic
-def _f64_from_bits(typingctx, bits):
-    """Reinterpret an int64 bit pattern as a float64."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _bits64(typingctx, x):
-    """The bit pattern of a float64, as an int64."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return sig, codegen
+_f64_from_bits = _bitcast(types.int64, types.float64, "Reinterpret an int64 bit pattern as a float64.")
+_bits64 = _bitcast(types.float64, types.int64, "The bit pattern of a float64, as an int64.")
 
 
 _ROUND64_BITS = np.int64(np.float64(_ROUND64).view(np.int64))

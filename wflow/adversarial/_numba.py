@@ -322,31 +322,21 @@ def bias_act(tag, s, b, d, derivs):  # pragma: no cover - replaced by its overlo
     raise NotImplementedError("numba-only")
 
 
-# (three spelled-out implementations: each names its kernels as module globals, which numba's
-# disk cache can record; a closure over a chosen pair of dispatchers would not be cached)
 @overload(bias_act, jit_options={"nogil": True})
 def _bias_act_typed(tag, s, b, d, derivs):
     if tag.dtype == types.int8:
-        def relu(tag, s, b, d, derivs):
-            if derivs:
-                bias_relu(s, b, d)
-            else:
-                bias_relu_forward(s, b)
-        return relu
-    if s.dtype == types.float32:
-        def gelu32(tag, s, b, d, derivs):
-            if derivs:
-                bias_gelu32(s, b, d)
-            else:
-                bias_gelu32_forward(s, b)
-        return gelu32
+        with_d, forward = bias_relu, bias_relu_forward
+    elif s.dtype == types.float32:
+        with_d, forward = bias_gelu32, bias_gelu32_forward
+    else:
+        with_d, forward = bias_gelu64, bias_gelu64_forward
 
-    def gelu64(tag, s, b, d, derivs):
+    def impl(tag, s, b, d, derivs):
         if derivs:
-            bias_gelu64(s, b, d)
+            with_d(s, b, d)
         else:
-            bias_gelu64_forward(s, b)
-    return gelu64
+            forward(s, b)
+    return impl
 
 
 @njit(error_model="numpy", nogil=True, cache=True)
